@@ -1,0 +1,350 @@
+"""A Stripe-compatible emulator for dev and tests (Stripe itself is unreachable here).
+
+It speaks the part of Stripe's API the shop uses, through the official SDK: PaymentIntents
+(create, confirm, capture, cancel, retrieve, list with a metadata filter), Refunds (create,
+list by payment_intent), `Idempotency-Key` replay, and the test payment methods
+`pm_card_visa` (succeeds) and `pm_card_chargeDeclined` (402 card_declined). State is in memory.
+"""
+
+import argparse
+import asyncio
+import hashlib
+import json
+import secrets
+import time
+from collections import defaultdict
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from shop.dev.stripe_forms import decode
+
+GOOD_CARDS = {"pm_card_visa", "pm_card_mastercard", "pm_card_amex"}
+DECLINED_CARDS = {"pm_card_chargeDeclined": "generic_decline"}
+
+
+class StripeError(Exception):
+    def __init__(self, status: int, type_: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.body = status, {"type": type_, "message": message, **extra}
+
+
+class Ledger:
+    """Everything the emulator has recorded."""
+
+    def __init__(self) -> None:
+        self.intents: dict[str, dict[str, Any]] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}
+        # idempotency key -> (request fingerprint, status, body), as Stripe keeps them
+        self.replies: dict[str, tuple[str, int, dict[str, Any]]] = {}
+        self.key_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def as_int(params: dict[str, Any], name: str) -> int:
+    try:
+        value = int(params[name])
+    except KeyError:
+        raise StripeError(
+            400, "invalid_request_error", f"Missing required param: {name}.", param=name
+        ) from None
+    except ValueError:
+        raise StripeError(
+            400, "invalid_request_error", f"Invalid integer: {params[name]}", param=name
+        ) from None
+    if value < 1:
+        raise StripeError(
+            400, "invalid_request_error", f"Invalid {name}: must be at least 1", param=name
+        )
+    return value
+
+
+def flag(params: dict[str, Any], name: str) -> bool:
+    return str(params.get(name, "false")).lower() == "true"
+
+
+def create_intent(ledger: Ledger, params: dict[str, Any]) -> dict[str, Any]:
+    intent = {
+        "id": new_id("pi"),
+        "object": "payment_intent",
+        "amount": as_int(params, "amount"),
+        "amount_received": 0,
+        "currency": str(params.get("currency", "")).lower() or _missing("currency"),
+        "capture_method": params.get("capture_method", "automatic"),
+        "created": int(time.time()),
+        "description": params.get("description"),
+        "metadata": params.get("metadata") or {},
+        "payment_method": params.get("payment_method"),
+        "payment_method_types": params.get("payment_method_types") or ["card"],
+        "last_payment_error": None,
+        "livemode": False,
+        "status": "requires_payment_method",
+    }
+    if intent["payment_method"]:
+        intent["status"] = "requires_confirmation"
+    ledger.intents[intent["id"]] = intent
+    if flag(params, "confirm"):
+        confirm(intent, params)
+    return intent
+
+
+def _missing(name: str) -> str:
+    raise StripeError(400, "invalid_request_error", f"Missing required param: {name}.", param=name)
+
+
+def confirm(intent: dict[str, Any], params: dict[str, Any]) -> None:
+    method = params.get("payment_method") or intent["payment_method"]
+    if intent["status"] not in {"requires_payment_method", "requires_confirmation"}:
+        raise StripeError(
+            400,
+            "invalid_request_error",
+            f"This PaymentIntent's status is {intent['status']} and cannot be confirmed.",
+            code="payment_intent_unexpected_state",
+        )
+    if not method:
+        raise StripeError(
+            400,
+            "invalid_request_error",
+            "You must provide a payment_method.",
+            param="payment_method",
+        )
+    intent["payment_method"] = method
+    if method in DECLINED_CARDS:
+        intent["status"] = "requires_payment_method"
+        error = {
+            "code": "card_declined",
+            "decline_code": DECLINED_CARDS[method],
+            "message": "Your card was declined.",
+            "type": "card_error",
+        }
+        intent["last_payment_error"] = error
+        raise StripeError(
+            402,
+            "card_error",
+            error["message"],
+            code="card_declined",
+            decline_code=error["decline_code"],
+            payment_intent=dict(intent),
+        )
+    if method not in GOOD_CARDS:
+        raise StripeError(
+            400,
+            "invalid_request_error",
+            f"No such PaymentMethod: '{method}'",
+            code="resource_missing",
+            param="payment_method",
+        )
+    if intent["capture_method"] == "manual":
+        intent["status"] = "requires_capture"
+    else:
+        intent["status"], intent["amount_received"] = "succeeded", intent["amount"]
+
+
+def get_intent(ledger: Ledger, intent_id: str) -> dict[str, Any]:
+    if intent_id not in ledger.intents:
+        raise StripeError(
+            404,
+            "invalid_request_error",
+            f"No such payment_intent: '{intent_id}'",
+            code="resource_missing",
+            param="intent",
+        )
+    return ledger.intents[intent_id]
+
+
+def capture(intent: dict[str, Any]) -> None:
+    if intent["status"] != "requires_capture":
+        raise StripeError(
+            400,
+            "invalid_request_error",
+            "This PaymentIntent could not be captured because it has a status of "
+            f"{intent['status']}.",
+            code="payment_intent_unexpected_state",
+        )
+    intent["status"], intent["amount_received"] = "succeeded", intent["amount"]
+
+
+def cancel(intent: dict[str, Any]) -> None:
+    if intent["status"] in {"succeeded", "canceled"}:
+        raise StripeError(
+            400,
+            "invalid_request_error",
+            f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}.",
+            code="payment_intent_unexpected_state",
+        )
+    intent["status"] = "canceled"
+
+
+def refund(ledger: Ledger, params: dict[str, Any]) -> dict[str, Any]:
+    intent = get_intent(ledger, str(params.get("payment_intent") or _missing("payment_intent")))
+    if intent["status"] != "succeeded":
+        raise StripeError(
+            400,
+            "invalid_request_error",
+            "This PaymentIntent has no successful charge to refund.",
+            code="charge_not_refundable",
+        )
+    refunded = sum(
+        r["amount"] for r in ledger.refunds.values() if r["payment_intent"] == intent["id"]
+    )
+    amount = as_int(params, "amount") if "amount" in params else intent["amount"] - refunded
+    if amount < 1 or refunded + amount > intent["amount"]:
+        raise StripeError(
+            400,
+            "invalid_request_error",
+            "Refund amount is greater than unrefunded amount.",
+            code="charge_already_refunded",
+        )
+    item = {
+        "id": new_id("re"),
+        "object": "refund",
+        "amount": amount,
+        "currency": intent["currency"],
+        "payment_intent": intent["id"],
+        "status": "succeeded",
+        "created": int(time.time()),
+        "metadata": params.get("metadata") or {},
+    }
+    ledger.refunds[item["id"]] = item
+    return item
+
+
+def page(url: str, items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    items = sorted(items, key=lambda i: i["created"], reverse=True)
+    return {"object": "list", "url": url, "has_more": len(items) > limit, "data": items[:limit]}
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Stripe emulator")
+    ledger = Ledger()
+    app.state.ledger = ledger
+
+    @app.exception_handler(StripeError)
+    async def stripe_error(_: Request, e: StripeError) -> JSONResponse:
+        return JSONResponse({"error": e.body}, status_code=e.status)
+
+    @app.middleware("http")
+    async def auth_and_idempotency(request: Request, call_next):  # type: ignore[no-untyped-def]
+        if not request.url.path.startswith("/v1/"):
+            return await call_next(request)
+        if not request.headers.get("authorization", "").startswith("Bearer sk_"):
+            return JSONResponse(
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": "Invalid API Key provided.",
+                    }
+                },
+                status_code=401,
+            )
+        key = request.headers.get("idempotency-key")
+        if request.method != "POST" or not key:
+            return await call_next(request)
+        body = await request.body()
+        fingerprint = hashlib.sha256(request.url.path.encode() + b"?" + body).hexdigest()
+        async with ledger.key_locks[key]:
+            if key in ledger.replies:
+                seen, status, reply = ledger.replies[key]
+                if seen != fingerprint:
+                    return JSONResponse(
+                        {
+                            "error": {
+                                "type": "idempotency_error",
+                                "message": "Keys for idempotent requests can only be used "
+                                "with the same parameters they were first used with. "
+                                f"Key: {key}",
+                            }
+                        },
+                        status_code=400,
+                    )
+                return JSONResponse(
+                    reply,
+                    status_code=status,
+                    headers={"Idempotent-Replayed": "true", "Idempotency-Key": key},
+                )
+            response = await call_next(request)
+            chunks = [chunk async for chunk in response.body_iterator]
+            reply = json.loads(b"".join(chunks))
+            if response.status_code < 500:  # Stripe does not keep answers to its own failures
+                ledger.replies[key] = (fingerprint, response.status_code, reply)
+            return JSONResponse(
+                reply, status_code=response.status_code, headers={"Idempotency-Key": key}
+            )
+
+    async def params_of(request: Request) -> dict[str, Any]:
+        form = await request.form()
+        return decode([(k, str(v)) for k, v in form.multi_items()])
+
+    @app.post("/v1/payment_intents")
+    async def create_payment_intent(request: Request) -> dict[str, Any]:
+        return create_intent(ledger, await params_of(request))
+
+    @app.get("/v1/payment_intents")
+    async def list_payment_intents(request: Request) -> dict[str, Any]:
+        query = decode(list(request.query_params.multi_items()))
+        wanted = query.get("metadata") or {}
+        items = [
+            i
+            for i in ledger.intents.values()
+            if all(i["metadata"].get(k) == v for k, v in wanted.items())
+        ]
+        return page("/v1/payment_intents", items, int(query.get("limit", 10)))
+
+    @app.get("/v1/payment_intents/{intent_id}")
+    async def retrieve_payment_intent(intent_id: str) -> dict[str, Any]:
+        return get_intent(ledger, intent_id)
+
+    @app.post("/v1/payment_intents/{intent_id}/confirm")
+    async def confirm_payment_intent(intent_id: str, request: Request) -> dict[str, Any]:
+        intent = get_intent(ledger, intent_id)
+        confirm(intent, await params_of(request))
+        return intent
+
+    @app.post("/v1/payment_intents/{intent_id}/capture")
+    async def capture_payment_intent(intent_id: str) -> dict[str, Any]:
+        intent = get_intent(ledger, intent_id)
+        capture(intent)
+        return intent
+
+    @app.post("/v1/payment_intents/{intent_id}/cancel")
+    async def cancel_payment_intent(intent_id: str) -> dict[str, Any]:
+        intent = get_intent(ledger, intent_id)
+        cancel(intent)
+        return intent
+
+    @app.post("/v1/refunds")
+    async def create_refund(request: Request) -> dict[str, Any]:
+        return refund(ledger, await params_of(request))
+
+    @app.get("/v1/refunds")
+    async def list_refunds(request: Request) -> dict[str, Any]:
+        query = decode(list(request.query_params.multi_items()))
+        items = [
+            r
+            for r in ledger.refunds.values()
+            if "payment_intent" not in query or r["payment_intent"] == query["payment_intent"]
+        ]
+        return page("/v1/refunds", items, int(query.get("limit", 10)))
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=12111)
+    args = parser.parse_args()
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""What the shop services share: models, Restate names, call helpers, settings."""

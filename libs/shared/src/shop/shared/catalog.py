@@ -1,0 +1,23 @@
+"""The product catalog: the one place that names products, prices and opening stock."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Product:
+    product_id: str
+    name: str
+    price_cents: int
+    currency: str
+    initial_stock: int
+
+
+PRODUCTS: tuple[Product, ...] = (
+    Product("mug-classic", "Classic mug", 1200, "eur", 50),
+    Product("tee-logo", "Logo T-shirt", 2500, "eur", 30),
+    Product("cap-navy", "Navy cap", 1800, "eur", 20),
+    Product("sticker-pack", "Sticker pack", 400, "eur", 200),
+    Product("poster-a2", "A2 poster", 1500, "eur", 10),
+)
+
+CATALOG: dict[str, Product] = {p.product_id: p for p in PRODUCTS}

@@ -1,0 +1,69 @@
+"""Serve Restate services over HTTP/2 cleartext and register them with the Restate admin API."""
+
+import asyncio
+import logging
+import signal
+from collections.abc import Iterable
+
+import httpx
+import restate
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config
+from restate.server import install_shutdown_hook
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from shop.shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class RegistrationRejected(Exception):
+    """Restate answered but refused the deployment (for example a 409 on an existing URL)."""
+
+
+async def register(settings: ServiceSettings) -> None:
+    """Register this deployment, retrying (forever, backing off) until Restate answers."""
+    body = {"uri": settings.deployment_url, "force": settings.restate_register_force}
+    url = f"{settings.restate_admin_url}/deployments"
+    async for attempt in AsyncRetrying(
+        wait=wait_exponential(multiplier=0.2, max=5),
+        retry=retry_if_exception_type(httpx.HTTPError),
+        before_sleep=lambda state: log.info(
+            "Restate admin not ready at %s (%s); retrying", url, state.outcome.exception()
+        ),
+    ):
+        with attempt:
+            async with httpx.AsyncClient(timeout=10) as client:
+                response = await client.post(url, json=body)
+            if response.status_code == 409:
+                raise RegistrationRejected(response.text)
+            response.raise_for_status()
+    services = [s["name"] for s in response.json().get("services", [])]
+    log.info("registered %s at %s: %s", settings.deployment_url, url, ", ".join(services))
+
+
+async def _serve(services: Iterable[object], settings: ServiceSettings) -> None:
+    config = Config()
+    config.bind = [f"{settings.bind_host}:{settings.port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")  # our format, not a second handler
+    config.graceful_timeout = 3
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # The SDK's ASGI app owns SIGTERM (it drains its invocations); join its hook list rather
+    # than add a handler of our own, which the app would replace when it first runs.
+    install_shutdown_hook(loop, stop.set, signal.SIGTERM)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    app = restate.app(services=services)  # type: ignore[arg-type]
+    server = asyncio.create_task(hypercorn_serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    if settings.restate_register:
+        registration = asyncio.create_task(register(settings))
+        done, _ = await asyncio.wait({server, registration}, return_when=asyncio.FIRST_COMPLETED)
+        if registration in done:
+            registration.result()  # a rejected registration ends the process: it must not idle
+    await server
+
+
+def run(services: Iterable[object], settings: ServiceSettings) -> None:
+    """Entry point for a Restate service process: serve on h2c, register, stop on SIGTERM."""
+    asyncio.run(_serve(services, settings))

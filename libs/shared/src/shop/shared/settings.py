@@ -1,0 +1,29 @@
+"""Settings read from the environment (pydantic-settings); the defaults are the local stack's."""
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ShopSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    restate_ingress_url: str = "http://127.0.0.1:8080"
+    restate_admin_url: str = "http://127.0.0.1:9070"
+    valkey_url: str = "redis://127.0.0.1:6379/0"
+    log_level: str = "INFO"
+
+
+class ServiceSettings(ShopSettings):
+    """A Restate service process: where it listens and how it registers itself."""
+
+    bind_host: str = "127.0.0.1"
+    port: int
+    # The URL Restate dials to reach this process; defaults to http://{bind_host}:{port}.
+    advertised_url: str | None = None
+    restate_register: bool = True
+    # Re-register over an existing deployment at the same URL: dev only, where code changes
+    # in place. In production a new version gets a new URL and Restate keeps both.
+    restate_register_force: bool = False
+
+    @property
+    def deployment_url(self) -> str:
+        return self.advertised_url or f"http://{self.bind_host}:{self.port}"

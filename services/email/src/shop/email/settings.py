@@ -1,0 +1,12 @@
+from shop.shared.settings import ServiceSettings
+
+
+class EmailSettings(ServiceSettings):
+    port: int = 9084
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_timeout_seconds: float = 10
+    mail_from: str = "shop <orders@shop.example>"
+
+
+settings = EmailSettings()

@@ -1,0 +1,9 @@
+import uvicorn
+
+from shop.gateway.app import create_app
+from shop.gateway.settings import GatewaySettings
+from shop.shared.logs import setup_logging
+
+settings = GatewaySettings()
+setup_logging("gateway", settings.log_level)
+uvicorn.run(create_app(settings), host=settings.bind_host, port=settings.port, log_config=None)

@@ -1,0 +1,93 @@
+"""The JSON API: /api/..."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Response
+from sse_starlette import EventSourceResponse
+
+from shop.gateway.deps import Hub, Ingress, Settings, require_admin
+from shop.gateway.events import event_name, follow, last_event_id, nothing_left
+from shop.gateway.orders import (
+    ORDER_ID_PATTERN,
+    IdempotencyKey,
+    OrderRequest,
+    build_order,
+    order_id_for,
+)
+from shop.shared.catalog import CATALOG, PRODUCTS
+from shop.shared.models import OrderStatus, StockLevel, StockUpdate
+
+router = APIRouter(prefix="/api")
+OrderId = Annotated[str, Path(pattern=ORDER_ID_PATTERN)]
+
+
+def status_body(status: OrderStatus) -> dict[str, Any]:
+    body = status.model_dump(exclude={"seq"})
+    if body["result"] is None:
+        del body["result"]
+    return body
+
+
+@router.post("/orders", status_code=202)
+async def place_order(
+    order: OrderRequest,
+    ingress: Ingress,
+    idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
+) -> dict[str, str]:
+    order_id = order_id_for(idempotency_key)
+    await ingress.start_order(build_order(order_id, order))
+    return {
+        "order_id": order_id,
+        "status_url": f"/api/orders/{order_id}",
+        "events_url": f"/api/orders/{order_id}/events",
+    }
+
+
+@router.get("/orders/{order_id}")
+async def get_order(order_id: OrderId, ingress: Ingress) -> dict[str, Any]:
+    return status_body(await ingress.order_status(order_id))
+
+
+@router.get("/orders/{order_id}/events", response_model=None)
+async def order_events(
+    order_id: OrderId,
+    ingress: Ingress,
+    hub: Hub,
+    settings: Settings,
+    last_event_id_header: Annotated[str | None, Header(alias="last-event-id")] = None,
+) -> EventSourceResponse | Response:
+    last_seen = last_event_id(last_event_id_header)
+    if nothing_left(await ingress.order_status(order_id), last_seen):  # 404 for unknown ids
+        return Response(status_code=204)
+
+    async def stream():  # type: ignore[no-untyped-def]
+        async for status in follow(ingress, hub, order_id, last_seen):
+            yield {
+                "event": event_name(status),
+                "id": str(status.seq),
+                "data": status.model_dump_json(exclude={"seq"}),
+            }
+
+    return EventSourceResponse(stream(), ping=settings.sse_ping_seconds)
+
+
+@router.get("/products")
+async def list_products(ingress: Ingress) -> list[dict[str, Any]]:
+    stock = await ingress.all_stock()
+    return [
+        {
+            "product_id": p.product_id,
+            "name": p.name,
+            "price_cents": p.price_cents,
+            "currency": p.currency,
+            "available": stock[p.product_id].available,
+        }
+        for p in PRODUCTS
+    ]
+
+
+@router.put("/admin/products/{sku}/stock", dependencies=[Depends(require_admin)])
+async def set_stock(sku: str, update: StockUpdate, ingress: Ingress) -> StockLevel:
+    if sku not in CATALOG:
+        raise HTTPException(404, f"unknown product {sku!r}")
+    return await ingress.set_stock(sku, update)

@@ -1,0 +1,60 @@
+"""The gateway application: lifespan-owned clients, routers, error handlers, static assets."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from shop.gateway import api, errors, pages
+from shop.gateway.deps import Ingress
+from shop.gateway.progress_hub import ProgressHub
+from shop.gateway.restate_ingress import RestateIngress
+from shop.gateway.settings import GatewaySettings
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = httpx.Timeout(settings.restate_timeout_seconds)
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        async with (
+            httpx.AsyncClient(
+                base_url=settings.restate_ingress_url, timeout=timeout, limits=limits
+            ) as ingress,
+            httpx.AsyncClient(base_url=settings.restate_admin_url, timeout=timeout) as admin,
+        ):
+            hub = ProgressHub(settings.valkey_url)
+            hub_task = asyncio.create_task(hub.run())
+            app.state.settings = settings
+            app.state.ingress = RestateIngress(ingress, admin)
+            app.state.hub = hub
+            try:
+                yield
+            finally:
+                hub_task.cancel()
+
+    app = FastAPI(title="shop gateway", lifespan=lifespan)
+    errors.install(app)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=None)
+    async def readyz(ingress: Ingress) -> JSONResponse:
+        missing = await ingress.missing_services()
+        if missing:
+            return JSONResponse({"status": "waiting", "missing": sorted(missing)}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    return app

@@ -1,0 +1,125 @@
+"""The storefront: server-rendered HTML, htmx for the form and the live progress."""
+
+from pathlib import Path as FsPath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from sse_starlette import EventSourceResponse
+
+from shop.gateway.deps import Hub, Ingress, Settings
+from shop.gateway.errors import field_errors
+from shop.gateway.events import follow, last_event_id, nothing_left
+from shop.gateway.orders import ORDER_ID_PATTERN, OrderRequest, build_order, order_id_for
+from shop.shared.catalog import PRODUCTS
+from shop.shared.models import OrderStatus
+
+router = APIRouter()
+templates = Jinja2Templates(directory=FsPath(__file__).parent / "templates")
+templates.env.filters["money"] = lambda cents, currency: f"{cents / 100:.2f} {currency.upper()}"
+OrderId = Annotated[str, Path(pattern=ORDER_ID_PATTERN)]
+
+PAYMENT_METHODS = {
+    "pm_card_visa": "Visa test card (succeeds)",
+    "pm_card_chargeDeclined": "Card that will be declined",
+}
+
+
+async def render_store(
+    request: Request, ingress: Ingress, form: dict[str, Any], errors: dict[str, str], status: int
+) -> HTMLResponse:
+    stock = await ingress.all_stock()
+    return templates.TemplateResponse(
+        request,
+        "index.html",
+        {
+            "products": PRODUCTS,
+            "stock": stock,
+            "form": form,
+            "errors": errors,
+            "payment_methods": PAYMENT_METHODS,
+            "form_key": order_id_for(None),  # one key per rendered form: a resubmit is one order
+        },
+        status_code=status,
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+async def store(request: Request, ingress: Ingress) -> HTMLResponse:
+    return await render_store(request, ingress, {}, {}, 200)
+
+
+@router.post("/orders", response_model=None)
+async def place_order_form(
+    request: Request, ingress: Ingress, hx_request: Annotated[str | None, Header()] = None
+) -> Response:
+    form = await request.form()
+    fields = {k: str(v) for k, v in form.items()}
+    items = [
+        {"product_id": p.product_id, "quantity": fields.get(f"qty.{p.product_id}", "0") or "0"}
+        for p in PRODUCTS
+    ]
+    items = [i for i in items if i["quantity"] != "0"]
+    try:
+        order = OrderRequest.model_validate(
+            {
+                "customer_email": fields.get("customer_email", ""),
+                "payment_method": fields.get("payment_method", "pm_card_visa"),
+                "items": items,
+            }
+        )
+    except ValidationError as e:
+        return await render_store(request, ingress, fields, form_errors(e, items), 422)
+    order_id = order_id_for(fields.get("idempotency_key") or None)
+    await ingress.start_order(build_order(order_id, order))
+    if hx_request:  # htmx: a full page load of the order page
+        return Response(status_code=204, headers={"HX-Redirect": f"/orders/{order_id}"})
+    return RedirectResponse(f"/orders/{order_id}", status_code=303)
+
+
+def form_errors(error: ValidationError, items: list[dict[str, str]]) -> dict[str, str]:
+    """Validation errors keyed by the form field they belong to."""
+    errors: dict[str, str] = {}
+    for field, message in field_errors(error).items():
+        parts = field.split(".")
+        if parts[0] == "items" and len(parts) > 1 and parts[1].isdigit():
+            errors[f"qty.{items[int(parts[1])]['product_id']}"] = message
+        else:
+            errors[parts[0]] = message
+    return errors
+
+
+@router.get("/orders/{order_id}", response_class=HTMLResponse)
+async def order_page(request: Request, order_id: OrderId, ingress: Ingress) -> HTMLResponse:
+    status = await ingress.order_status(order_id)
+    return templates.TemplateResponse(request, "order.html", {"status": status})
+
+
+def progress_fragment(status: OrderStatus) -> str:
+    return templates.get_template("_progress.html").render(status=status)
+
+
+@router.get("/orders/{order_id}/stream", response_model=None)
+async def order_stream(
+    order_id: OrderId,
+    ingress: Ingress,
+    hub: Hub,
+    settings: Settings,
+    last_event_id_header: Annotated[str | None, Header(alias="last-event-id")] = None,
+) -> EventSourceResponse | Response:
+    """The order page's live region: each event is the progress fragment, rendered."""
+    last_seen = last_event_id(last_event_id_header)
+    if nothing_left(await ingress.order_status(order_id), last_seen):
+        return Response(status_code=204)
+
+    async def stream():  # type: ignore[no-untyped-def]
+        async for status in follow(ingress, hub, order_id, last_seen):
+            yield {
+                "event": "done" if status.is_final else "progress",
+                "id": str(status.seq),
+                "data": progress_fragment(status),
+            }
+
+    return EventSourceResponse(stream(), ping=settings.sse_ping_seconds)

@@ -1,0 +1,90 @@
+"""The gateway's calls to Restate: every ingress/admin URL and error mapping lives here."""
+
+import asyncio
+
+import httpx
+from pydantic import BaseModel
+
+from shop.shared import names
+from shop.shared.catalog import PRODUCTS
+from shop.shared.models import Order, OrderStatus, StockLevel, StockUpdate
+
+REQUIRED_SERVICES = frozenset({names.FULFILMENT, names.PAYMENTS, names.INVENTORY, names.EMAIL})
+
+
+class RestateUnavailable(Exception):
+    """Restate could not be reached, or gave an answer the gateway cannot use."""
+
+
+class OrderNotFound(Exception):
+    pass
+
+
+class RestateIngress:
+    def __init__(self, ingress: httpx.AsyncClient, admin: httpx.AsyncClient) -> None:
+        self.ingress, self.admin = ingress, admin
+
+    async def _post(self, path: str, body: BaseModel | None = None) -> httpx.Response:
+        """POST to a handler; a handler without input must get no body and no content-type."""
+        try:
+            if body is None:
+                response = await self.ingress.post(path)
+            else:
+                response = await self.ingress.post(
+                    path,
+                    content=body.model_dump_json(),
+                    headers={"content-type": "application/json"},
+                )
+        except httpx.HTTPError as e:
+            raise RestateUnavailable(f"Restate ingress unreachable: {e!r}") from e
+        if not response.is_success:
+            raise RestateUnavailable(
+                f"Restate ingress answered {response.status_code} to {path}: {response.text[:300]}"
+            )
+        return response
+
+    async def start_order(self, order: Order) -> str:
+        """Start the order's workflow; a second start of the same order id starts nothing."""
+        response = await self._post(f"/{names.FULFILMENT}/{order.order_id}/run/send", order)
+        return response.json()["status"]  # "Accepted" or "PreviouslyAccepted"
+
+    async def order_status(self, order_id: str) -> OrderStatus:
+        response = await self._post(f"/{names.FULFILMENT}/{order_id}/get_status")
+        status = OrderStatus.model_validate_json(response.content)
+        if status.seq == 0 and not await self._workflow_exists(order_id):
+            raise OrderNotFound(order_id)
+        return status
+
+    async def _workflow_exists(self, order_id: str) -> bool:
+        """Whether a run was ever submitted under this id (it may not have reported yet)."""
+        try:
+            response = await self.ingress.get(
+                f"/restate/workflow/{names.FULFILMENT}/{order_id}/output"
+            )
+        except httpx.HTTPError as e:
+            raise RestateUnavailable(f"Restate ingress unreachable: {e!r}") from e
+        return response.status_code != 404
+
+    async def stock(self, sku: str) -> StockLevel:
+        response = await self._post(f"/{names.INVENTORY}/{sku}/get")
+        return StockLevel.model_validate_json(response.content)
+
+    async def all_stock(self) -> dict[str, StockLevel]:
+        levels = await asyncio.gather(*(self.stock(p.product_id) for p in PRODUCTS))
+        return {level.sku: level for level in levels}
+
+    async def set_stock(self, sku: str, update: StockUpdate) -> StockLevel:
+        response = await self._post(f"/{names.INVENTORY}/{sku}/restock", update)
+        return StockLevel.model_validate_json(response.content)
+
+    async def missing_services(self) -> set[str]:
+        """Services not yet registered, or all of them when Restate does not answer."""
+        try:
+            health = await self.ingress.get("/restate/health")
+            services = await self.admin.get("/services")
+        except httpx.HTTPError:
+            return set(REQUIRED_SERVICES)
+        if health.status_code != 200 or services.status_code != 200:
+            return set(REQUIRED_SERVICES)
+        registered = {s["name"] for s in services.json().get("services", [])}
+        return set(REQUIRED_SERVICES - registered)

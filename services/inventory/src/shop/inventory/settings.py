@@ -1,0 +1,8 @@
+from shop.shared.settings import ServiceSettings
+
+
+class InventorySettings(ServiceSettings):
+    port: int = 9083
+
+
+settings = InventorySettings()
