@@ -7,7 +7,7 @@ import hashlib
 import uuid
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from shop.shared.catalog import CATALOG
 from shop.shared.models import Order, OrderLine
@@ -36,14 +36,15 @@ class OrderRequest(BaseModel):
     # Stripe test payment methods (pm_card_visa, pm_card_chargeDeclined, ...).
     payment_method: str = Field(default="pm_card_visa", pattern=r"^pm_[A-Za-z0-9_]{1,64}$")
 
-    @model_validator(mode="after")
-    def total_per_product_in_range(self) -> "OrderRequest":
+    @field_validator("items")
+    @classmethod
+    def total_per_product_in_range(cls, items: list[OrderItem]) -> list[OrderItem]:
         totals: dict[str, int] = {}
-        for item in self.items:
+        for item in items:
             totals[item.product_id] = totals.get(item.product_id, 0) + item.quantity
         if any(total > MAX_QUANTITY for total in totals.values()):
             raise ValueError(f"at most {MAX_QUANTITY} of one product per order")
-        return self
+        return items
 
 
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]

@@ -1,0 +1,95 @@
+"""The emulator through the official Stripe SDK, as the payments service uses it."""
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import stripe
+import uvicorn
+
+from shop.dev.stripe_emulator import create_app
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[stripe.StripeClient]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield stripe.StripeClient(
+        "sk_test_unit", base_addresses={"api": f"http://127.0.0.1:{port}"}, max_network_retries=0
+    )
+    server.should_exit = True
+    thread.join(5)
+
+
+def charge(client: stripe.StripeClient, key: str, **params: object) -> stripe.PaymentIntent:
+    base = {"amount": 1000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}
+    return client.v1.payment_intents.create(
+        params={**base, **params},  # type: ignore[arg-type]
+        options={"idempotency_key": key},
+    )
+
+
+def test_visa_charge_succeeds_with_metadata(client: stripe.StripeClient) -> None:
+    intent = charge(client, "k-visa", metadata={"order_id": "ord_a"})
+    assert intent.status == "succeeded" and intent.amount_received == 1000
+    assert intent.metadata["order_id"] == "ord_a"
+    assert client.v1.payment_intents.retrieve(intent.id).status == "succeeded"
+
+
+def test_declined_card_is_a_402_card_error(client: stripe.StripeClient) -> None:
+    with pytest.raises(stripe.CardError) as caught:
+        charge(client, "k-declined", payment_method="pm_card_chargeDeclined")
+    assert caught.value.http_status == 402
+    assert caught.value.code == "card_declined"
+
+
+def test_same_key_same_params_replays_the_same_intent(client: stripe.StripeClient) -> None:
+    first = charge(client, "k-replay", metadata={"order_id": "ord_r"})
+    second = charge(client, "k-replay", metadata={"order_id": "ord_r"})
+    assert first.id == second.id
+    listed = client.v1.payment_intents.list(params={"metadata": {"order_id": "ord_r"}})
+    assert [i.id for i in listed.data] == [first.id]
+
+
+def test_same_key_other_params_is_a_400(client: stripe.StripeClient) -> None:
+    charge(client, "k-mismatch", amount=1000)
+    with pytest.raises(stripe.IdempotencyError):
+        charge(client, "k-mismatch", amount=2000)
+
+
+def test_a_declined_answer_is_replayed_too(client: stripe.StripeClient) -> None:
+    for _ in range(2):
+        with pytest.raises(stripe.CardError):
+            charge(client, "k-declined-twice", payment_method="pm_card_chargeDeclined")
+
+
+def test_manual_capture_cancel_and_refund(client: stripe.StripeClient) -> None:
+    held = charge(client, "k-manual", capture_method="manual")
+    assert held.status == "requires_capture"
+    captured = client.v1.payment_intents.capture(held.id)
+    assert captured.status == "succeeded"
+    refund = client.v1.refunds.create(params={"payment_intent": held.id})
+    assert refund.amount == 1000 and refund.status == "succeeded"
+    refunds = client.v1.refunds.list(params={"payment_intent": held.id})
+    assert [r.id for r in refunds.data] == [refund.id]
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.refunds.create(params={"payment_intent": held.id})  # nothing left to refund
+
+    voided = charge(client, "k-void", capture_method="manual")
+    assert client.v1.payment_intents.cancel(voided.id).status == "canceled"
+
+
+def test_missing_api_key_is_refused(client: stripe.StripeClient) -> None:
+    bare = stripe.StripeClient(
+        "rk_wrong", base_addresses={"api": client._requestor.base_addresses["api"]}
+    )
+    with pytest.raises(stripe.AuthenticationError):
+        bare.v1.payment_intents.list()

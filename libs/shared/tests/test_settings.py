@@ -1,0 +1,15 @@
+from shop.shared.settings import ServiceSettings
+
+
+def test_deployment_url_defaults_to_the_bind_address(monkeypatch) -> None:
+    monkeypatch.setenv("PORT", "9999")
+    assert ServiceSettings().deployment_url == "http://127.0.0.1:9999"
+    monkeypatch.setenv("ADVERTISED_URL", "http://payments.shop.svc:9082")
+    assert ServiceSettings().deployment_url == "http://payments.shop.svc:9082"
+
+
+def test_registration_is_not_forced_unless_asked(monkeypatch) -> None:
+    monkeypatch.setenv("PORT", "1")
+    assert ServiceSettings().restate_register_force is False
+    monkeypatch.setenv("RESTATE_REGISTER_FORCE", "true")
+    assert ServiceSettings().restate_register_force is True

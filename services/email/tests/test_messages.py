@@ -1,0 +1,26 @@
+from shop.email.messages import confirmation, message_id
+from shop.shared.models import EmailRequest, OrderLine
+
+
+def test_confirmation_names_order_items_and_total() -> None:
+    request = EmailRequest(
+        order_id="ord_1",
+        to="ann@example.com",
+        lines=[
+            OrderLine(
+                product_id="mug-classic", name="Classic mug", quantity=2, unit_price_cents=1200
+            )
+        ],
+        total_cents=2400,
+        currency="eur",
+    )
+    msg = confirmation(request, "shop <orders@shop.example>")
+    assert msg["To"] == "ann@example.com" and "ord_1" in msg["Subject"]
+    assert msg["Message-ID"] == message_id("ord_1", "confirmation")
+    body = msg.get_content()
+    assert "2 x Classic mug" in body and "24.00 EUR" in body
+
+
+def test_message_id_is_stable_per_order_and_kind() -> None:
+    assert message_id("ord_1", "confirmation") == message_id("ord_1", "confirmation")
+    assert message_id("ord_1", "confirmation") != message_id("ord_2", "confirmation")

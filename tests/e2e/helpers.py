@@ -1,0 +1,47 @@
+"""Bounded waits and small readers shared by the e2e tests."""
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+FINAL = {"completed", "failed", "cancelled"}
+
+
+def eventually(probe: Callable[[], T | None], timeout: float = 30, every: float = 0.1) -> T:
+    """Calls probe until it returns something truthy, at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
+        time.sleep(every)
+
+
+def customer() -> str:
+    return f"buyer-{uuid.uuid4().hex[:8]}@example.com"
+
+
+def place(gateway: httpx.Client, items: list[dict[str, Any]], **extra: Any) -> str:
+    body = {"customer_email": extra.pop("email", None) or customer(), "items": items, **extra}
+    response = gateway.post("/api/orders", json=body)
+    assert response.status_code == 202, response.text
+    return response.json()["order_id"]
+
+
+def final_status(gateway: httpx.Client, order_id: str, timeout: float = 30) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        body = gateway.get(f"/api/orders/{order_id}").json()
+        return body if body.get("status") in FINAL else None
+
+    return eventually(done, timeout)
+
+
+def available(gateway: httpx.Client, sku: str) -> int:
+    products = gateway.get("/api/products").json()
+    return next(p["available"] for p in products if p["product_id"] == sku)

@@ -1,0 +1,68 @@
+"""Bad input: a clear 4xx naming the field, and no workflow started for it."""
+
+import httpx
+import pytest
+
+from .conftest import Restate
+
+GOOD = {
+    "customer_email": "ann@example.com",
+    "items": [{"product_id": "mug-classic", "quantity": 1}],
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**GOOD, "items": [{"product_id": "no-such-thing", "quantity": 1}]}, "items.0.product_id"),
+        ({**GOOD, "items": [{"product_id": "mug-classic", "quantity": 0}]}, "items.0.quantity"),
+        ({**GOOD, "items": [{"product_id": "mug-classic", "quantity": -3}]}, "items.0.quantity"),
+        ({**GOOD, "items": [{"product_id": "mug-classic", "quantity": 10**9}]}, "items.0.quantity"),
+        ({**GOOD, "items": [{"product_id": "mug-classic", "quantity": "two"}]}, "items.0.quantity"),
+        ({**GOOD, "items": []}, "items"),
+        ({"customer_email": "ann@example.com"}, "items"),
+        ({**GOOD, "customer_email": "not-an-email"}, "customer_email"),
+        ({**GOOD, "customer_email": ""}, "customer_email"),
+        ({**GOOD, "payment_method": "card 4242; DROP"}, "payment_method"),
+        (
+            {**GOOD, "items": [{"product_id": "mug-classic", "quantity": 60}] * 2},
+            "items",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_invalid_order_is_422_naming_the_field_and_starts_nothing(
+    gateway: httpx.Client, restate_admin: Restate, body: dict, field: str
+) -> None:
+    before = restate_admin.workflow_runs()
+    response = gateway.post("/api/orders", json=body)
+    assert response.status_code == 422, response.text
+    assert field in response.json()["fields"], response.json()
+    assert restate_admin.workflow_runs() == before
+
+
+def test_malformed_json_is_400_and_starts_nothing(
+    gateway: httpx.Client, restate_admin: Restate
+) -> None:
+    before = restate_admin.workflow_runs()
+    response = gateway.post(
+        "/api/orders", content=b'{"customer_email": ', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"body": "not valid JSON"}
+    assert restate_admin.workflow_runs() == before
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/orders/ord_000000000000000000000000",
+        "/api/orders/ord_000000000000000000000000/events",
+        "/api/orders/not-an-order-id",
+        "/orders/ord_000000000000000000000000",
+    ],
+)
+def test_unknown_order_is_404(gateway: httpx.Client, path: str) -> None:
+    response = gateway.get(path)
+    assert response.status_code == 404
+    assert "error" in response.json()

@@ -1,0 +1,65 @@
+"""The HTML storefront: the page, the form post and the order page."""
+
+import re
+
+import httpx
+
+from .helpers import customer, final_status
+
+
+def test_store_page_lists_products_with_price_and_stock(gateway: httpx.Client) -> None:
+    page = gateway.get("/")
+    assert page.status_code == 200
+    assert "Classic mug" in page.text and "12.00 EUR" in page.text
+    assert 'data-stock="mug-classic"' in page.text
+    assert "/static/htmx-2.0.8.min.js" in page.text
+    assert gateway.get("/static/htmx-2.0.8.min.js").status_code == 200
+    assert gateway.get("/static/htmx-ext-sse-2.2.4.min.js").status_code == 200
+
+
+def form_key(page: str) -> str:
+    match = re.search(r'name="idempotency_key" value="([^"]+)"', page)
+    assert match
+    return match.group(1)
+
+
+def test_form_post_places_one_order_even_when_sent_twice(gateway: httpx.Client) -> None:
+    key = form_key(gateway.get("/").text)
+    form = {
+        "customer_email": customer(),
+        "payment_method": "pm_card_visa",
+        "qty.tee-logo": "1",
+        "idempotency_key": key,
+    }
+    first = gateway.post("/orders", data=form)
+    second = gateway.post("/orders", data=form)  # a double click
+    assert first.status_code == 303
+    assert first.headers["location"] == second.headers["location"]
+    order_id = first.headers["location"].rsplit("/", 1)[1]
+    assert final_status(gateway, order_id)["status"] == "completed"
+    page = gateway.get(f"/orders/{order_id}")
+    assert page.status_code == 200 and 'data-status="completed"' in page.text
+
+
+def test_htmx_form_post_redirects_the_browser(gateway: httpx.Client) -> None:
+    form = {"customer_email": customer(), "qty.sticker-pack": "2"}
+    response = gateway.post("/orders", data=form, headers={"HX-Request": "true"})
+    assert response.status_code == 204
+    assert response.headers["HX-Redirect"].startswith("/orders/ord_")
+
+
+def test_form_errors_are_shown_next_to_the_field(gateway: httpx.Client) -> None:
+    response = gateway.post("/orders", data={"customer_email": "nope", "qty.mug-classic": "500"})
+    assert response.status_code == 422
+    assert "valid email address" in response.text
+    assert "less than or equal to 100" in response.text
+    empty = gateway.post("/orders", data={"customer_email": customer()})
+    assert empty.status_code == 422 and "at least 1 item" in empty.text
+
+
+def test_order_page_streams_progress_fragments(gateway: httpx.Client) -> None:
+    form = {"customer_email": customer(), "qty.sticker-pack": "1"}
+    order_id = gateway.post("/orders", data=form).headers["location"].rsplit("/", 1)[1]
+    with gateway.stream("GET", f"/orders/{order_id}/stream") as stream:
+        text = "".join(stream.iter_text())
+    assert "event: done" in text and 'data-status="completed"' in text
