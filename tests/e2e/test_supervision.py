@@ -1,0 +1,28 @@
+"""The local stack restarts a process that dies, and orders still complete."""
+
+import os
+import signal
+
+import httpx
+
+from shop.dev.stack import Stack
+
+from .helpers import eventually, final_status, place
+
+
+def pid_of(stack: Stack, program: str) -> int | None:
+    out = stack.ctl("pid", program).strip()
+    return int(out) if out.isdigit() and out != "0" else None
+
+
+def test_a_killed_service_is_restarted_and_orders_complete(
+    stack: Stack, gateway: httpx.Client
+) -> None:
+    before = pid_of(stack, "inventory")
+    assert before
+    os.kill(before, signal.SIGKILL)
+
+    order_id = place(gateway, [{"product_id": "sticker-pack", "quantity": 1}])
+
+    eventually(lambda: (pid := pid_of(stack, "inventory")) and pid != before, timeout=30)
+    assert final_status(gateway, order_id, timeout=60)["status"] == "completed"
