@@ -93,3 +93,30 @@ def test_missing_api_key_is_refused(client: stripe.StripeClient) -> None:
     )
     with pytest.raises(stripe.AuthenticationError):
         bare.v1.payment_intents.list()
+
+
+def set_faults(client: stripe.StripeClient, **faults: int) -> None:
+    import httpx
+
+    base = client._requestor.base_addresses["api"]
+    httpx.put(f"{base}/_emulator/faults", json=faults).raise_for_status()
+
+
+def test_outage_then_retry_with_the_same_key_charges_once(client: stripe.StripeClient) -> None:
+    set_faults(client, fail_next=1)
+    with pytest.raises(stripe.APIError):
+        charge(client, "k-outage", metadata={"order_id": "ord_outage"})
+    intent = charge(client, "k-outage", metadata={"order_id": "ord_outage"})
+    assert intent.status == "succeeded"
+    listed = client.v1.payment_intents.list(params={"metadata": {"order_id": "ord_outage"}})
+    assert len(listed.data) == 1
+
+
+def test_dropped_answer_is_replayed_on_retry(client: stripe.StripeClient) -> None:
+    set_faults(client, drop_next=1)
+    with pytest.raises(stripe.APIConnectionError):
+        charge(client, "k-drop", metadata={"order_id": "ord_drop"})
+    # The charge was recorded before the connection dropped; the retry replays it.
+    listed = client.v1.payment_intents.list(params={"metadata": {"order_id": "ord_drop"}})
+    assert len(listed.data) == 1
+    assert charge(client, "k-drop", metadata={"order_id": "ord_drop"}).id == listed.data[0].id

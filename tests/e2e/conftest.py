@@ -15,10 +15,32 @@ import stripe
 
 from shop.dev.stack import Ports, Stack
 
+from .helpers import PLACED, eventually, final_status
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack(state=tmp_path_factory.mktemp("stack"), ports=Ports.free())
+# Every e2e test runs twice: on a normal server, and on one that suspends the handler after
+# every step and replays its journal to go on, which catches non-determinism in the workflow.
+MODES = {
+    "normal": {},
+    "replay": {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"},
+}
+CANCEL_WINDOW_SECONDS = 1
+
+
+@pytest.fixture(scope="session", params=sorted(MODES))
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    state = tmp_path_factory.mktemp(f"stack-{request.param}")
+    (state / "crash").mkdir()
+    stack = Stack(
+        state=state,
+        ports=Ports.free(),
+        restate_env=MODES[request.param],
+        service_env={
+            "CANCEL_WINDOW_SECONDS": str(CANCEL_WINDOW_SECONDS),
+            "CRASH_POINTS_DIR": str(state / "crash"),
+        },
+    )
     log = (stack.state / "supervisord.out").open("w")
     process = subprocess.Popen(stack.command(), stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -35,8 +57,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def gateway(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.gateway_url, timeout=10) as client:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def admin(stack: Stack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.shared_env()['ADMIN_TOKEN']}"}
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +79,10 @@ class Mail:
     def to(self, address: str, order_id: str) -> list[mailbox.MaildirMessage]:
         box = mailbox.Maildir(self.maildir, create=False)
         return [m for m in box if m["To"] == address and order_id in (m["Subject"] or "")]
+
+    def received(self, address: str, order_id: str) -> dict[str, mailbox.MaildirMessage]:
+        """What the customer's mail client shows: one message per Message-ID."""
+        return {m["Message-ID"]: m for m in self.to(address, order_id)}
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +117,45 @@ class Restate:
 @pytest.fixture(scope="session")
 def restate_admin(stack: Stack) -> Restate:
     return Restate(stack.admin_url)
+
+
+@pytest.fixture(autouse=True)
+def invariants(
+    gateway: httpx.Client, stripe_api: stripe.StripeClient, mail: "Mail"
+) -> Iterator[None]:
+    """After every e2e test: money kept only for completed orders, stock conserved with
+    nothing left reserved, one email per final order."""
+    first = len(PLACED)
+    yield
+    for order_id, email in PLACED[first:]:
+        status = final_status(gateway, order_id, timeout=90)["status"]
+        kept, held = money_kept(stripe_api, order_id)
+        if status == "completed":
+            assert kept > 0 and not held, (order_id, status, kept)
+        else:
+            assert kept == 0 and not held, (order_id, status, kept, held)
+        received = eventually(lambda o=order_id, e=email: mail.received(e, o))
+        subjects = [m["Subject"] for m in received.values()]
+        assert len(subjects) == 1, (order_id, subjects)
+        assert SUBJECT_WORD[status] in subjects[0], (status, subjects)
+    for product in gateway.get("/api/products").json():
+        assert product["reserved"] == 0, product
+        assert product["stocked"] == product["available"] + product["sold"], product
+
+
+SUBJECT_WORD = {
+    "completed": "confirmed",
+    "failed": "could not be completed",
+    "cancelled": "cancelled",
+}
+
+
+def money_kept(stripe_api: stripe.StripeClient, order_id: str) -> tuple[int, bool]:
+    """Cents the shop keeps for an order (captured minus refunded), and whether a hold remains."""
+    intents = stripe_api.v1.payment_intents.list(params={"metadata": {"order_id": order_id}})
+    kept, held = 0, False
+    for intent in intents.data:
+        held = held or intent.status == "requires_capture"
+        refunds = stripe_api.v1.refunds.list(params={"payment_intent": intent.id})
+        kept += intent.amount_received - sum(r.amount for r in refunds.data)
+    return kept, held

@@ -9,6 +9,13 @@ import httpx
 
 T = TypeVar("T")
 FINAL = {"completed", "failed", "cancelled"}
+# Every order a test places (order id, customer email): the invariant check reads it.
+PLACED: list[tuple[str, str]] = []
+
+
+def track(order_id: str, email: str) -> str:
+    PLACED.append((order_id, email))
+    return order_id
 
 
 def eventually(probe: Callable[[], T | None], timeout: float = 30, every: float = 0.1) -> T:
@@ -31,7 +38,11 @@ def place(gateway: httpx.Client, items: list[dict[str, Any]], **extra: Any) -> s
     body = {"customer_email": extra.pop("email", None) or customer(), "items": items, **extra}
     response = gateway.post("/api/orders", json=body)
     assert response.status_code == 202, response.text
-    return response.json()["order_id"]
+    return track(response.json()["order_id"], body["customer_email"])
+
+
+def status_of(gateway: httpx.Client, order_id: str) -> dict[str, Any]:
+    return gateway.get(f"/api/orders/{order_id}").json()
 
 
 def final_status(gateway: httpx.Client, order_id: str, timeout: float = 30) -> dict[str, Any]:

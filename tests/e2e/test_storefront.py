@@ -4,7 +4,7 @@ import re
 
 import httpx
 
-from .helpers import customer, final_status
+from .helpers import customer, final_status, track
 
 
 def test_store_page_lists_products_with_price_and_stock(gateway: httpx.Client) -> None:
@@ -35,7 +35,7 @@ def test_form_post_places_one_order_even_when_sent_twice(gateway: httpx.Client) 
     second = gateway.post("/orders", data=form)  # a double click
     assert first.status_code == 303
     assert first.headers["location"] == second.headers["location"]
-    order_id = first.headers["location"].rsplit("/", 1)[1]
+    order_id = track(first.headers["location"].rsplit("/", 1)[1], form["customer_email"])
     assert final_status(gateway, order_id)["status"] == "completed"
     page = gateway.get(f"/orders/{order_id}")
     assert page.status_code == 200 and 'data-status="completed"' in page.text
@@ -46,6 +46,7 @@ def test_htmx_form_post_redirects_the_browser(gateway: httpx.Client) -> None:
     response = gateway.post("/orders", data=form, headers={"HX-Request": "true"})
     assert response.status_code == 204
     assert response.headers["HX-Redirect"].startswith("/orders/ord_")
+    track(response.headers["HX-Redirect"].rsplit("/", 1)[1], form["customer_email"])
 
 
 def test_form_errors_are_shown_next_to_the_field(gateway: httpx.Client) -> None:
@@ -59,7 +60,8 @@ def test_form_errors_are_shown_next_to_the_field(gateway: httpx.Client) -> None:
 
 def test_order_page_streams_progress_fragments(gateway: httpx.Client) -> None:
     form = {"customer_email": customer(), "qty.sticker-pack": "1"}
-    order_id = gateway.post("/orders", data=form).headers["location"].rsplit("/", 1)[1]
+    location = gateway.post("/orders", data=form).headers["location"]
+    order_id = track(location.rsplit("/", 1)[1], form["customer_email"])
     with gateway.stream("GET", f"/orders/{order_id}/stream") as stream:
         text = "".join(stream.iter_text())
     assert "event: done" in text and 'data-status="completed"' in text

@@ -1,4 +1,4 @@
-from shop.email.messages import confirmation, message_id
+from shop.email.messages import compose, message_id
 from shop.shared.models import EmailRequest, OrderLine
 
 
@@ -13,8 +13,9 @@ def test_confirmation_names_order_items_and_total() -> None:
         ],
         total_cents=2400,
         currency="eur",
+        kind="confirmation",
     )
-    msg = confirmation(request, "shop <orders@shop.example>")
+    msg = compose(request, "shop <orders@shop.example>")
     assert msg["To"] == "ann@example.com" and "ord_1" in msg["Subject"]
     assert msg["Message-ID"] == message_id("ord_1", "confirmation")
     body = msg.get_content()
@@ -24,3 +25,21 @@ def test_confirmation_names_order_items_and_total() -> None:
 def test_message_id_is_stable_per_order_and_kind() -> None:
     assert message_id("ord_1", "confirmation") == message_id("ord_1", "confirmation")
     assert message_id("ord_1", "confirmation") != message_id("ord_2", "confirmation")
+
+
+def test_failure_mail_gives_the_reason_and_says_nothing_is_charged() -> None:
+    request = EmailRequest(
+        order_id="ord_2",
+        to="bo@example.com",
+        kind="failed",
+        reason="payment declined",
+        lines=[],
+        total_cents=100,
+        currency="eur",
+    )
+    msg = compose(request, "shop <orders@shop.example>")
+    assert "could not be completed" in msg["Subject"]
+    assert (
+        "payment declined" in msg.get_content() and "Nothing has been charged" in msg.get_content()
+    )
+    assert msg["Message-ID"] == message_id("ord_2", "failed")

@@ -77,6 +77,8 @@ class Stack:
     ports: Ports = Ports()
     # Extra environment for the Restate server (tests set the replay-everything timeout).
     restate_env: dict[str, str] = field(default_factory=dict)
+    # Extra environment for the shop's own processes (tests: crash points, a short window).
+    service_env: dict[str, str] = field(default_factory=dict)
     logs_to_terminal: bool = False
 
     @property
@@ -99,6 +101,11 @@ class Stack:
     def maildir(self) -> Path:
         return self.state / "mail"
 
+    @property
+    def smtp_faults(self) -> Path:
+        """Write N here to have the SMTP server refuse the next N messages (451)."""
+        return self.state / "smtp-faults"
+
     def shared_env(self) -> dict[str, str]:
         """What every shop process reads: the same variables as in compose and k8s."""
         p = self.ports
@@ -113,6 +120,7 @@ class Stack:
             "ADMIN_TOKEN": os.environ.get("ADMIN_TOKEN", ADMIN_TOKEN_DEV),
             "RESTATE_REGISTER_FORCE": "true",  # dev: the code at a URL changes in place
             "PYTHONUNBUFFERED": "1",
+            **self.service_env,
         }
 
     def programs(self) -> dict[str, tuple[list[str], dict[str, str]]]:
@@ -162,8 +170,9 @@ class Stack:
                 "-l",
                 f"127.0.0.1:{p.smtp}",
                 "-c",
-                "aiosmtpd.handlers.Mailbox",
+                "shop.dev.mail_sink.FlakyMailbox",
                 str(self.maildir),
+                str(self.smtp_faults),
             ],
             {},
         )

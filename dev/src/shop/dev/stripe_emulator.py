@@ -17,7 +17,8 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
 
 from shop.dev.stripe_forms import decode
 
@@ -31,10 +32,20 @@ class StripeError(Exception):
         self.status, self.body = status, {"type": type_, "message": message, **extra}
 
 
+class Faults(BaseModel):
+    """Switchable faults for the next calls to /v1 (tests set them through /_emulator/faults)."""
+
+    fail_next: int = Field(0, ge=0, description="answer 500 without doing anything")
+    drop_next: int = Field(0, ge=0, description="do the work, then drop the connection unanswered")
+    latency_next: int = Field(0, ge=0, description="delay these many calls by latency_ms")
+    latency_ms: int = Field(0, ge=0)
+
+
 class Ledger:
     """Everything the emulator has recorded."""
 
     def __init__(self) -> None:
+        self.faults = Faults()
         self.intents: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         # idempotency key -> (request fingerprint, status, body), as Stripe keeps them
@@ -214,6 +225,18 @@ def refund(ledger: Ledger, params: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+class Dropped(Exception):
+    """Raised mid-response so the server closes the connection without a complete answer."""
+
+
+def dropped() -> Response:
+    async def body():  # type: ignore[no-untyped-def]
+        yield b'{"'
+        raise Dropped("emulated dropped connection")
+
+    return StreamingResponse(body(), status_code=200, media_type="application/json")
+
+
 def page(url: str, items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
     items = sorted(items, key=lambda i: i["created"], reverse=True)
     return {"object": "list", "url": url, "has_more": len(items) > limit, "data": items[:limit]}
@@ -276,6 +299,26 @@ def create_app() -> FastAPI:
                 reply, status_code=response.status_code, headers={"Idempotency-Key": key}
             )
 
+    @app.middleware("http")
+    async def faults(request: Request, call_next):  # type: ignore[no-untyped-def]
+        """Outermost (added last): a flaky network or a struggling Stripe, as clients see it."""
+        f = ledger.faults
+        if not request.url.path.startswith("/v1/"):
+            return await call_next(request)
+        if f.latency_next:
+            f.latency_next -= 1
+            await asyncio.sleep(f.latency_ms / 1000)
+        if f.fail_next and request.method == "POST":
+            f.fail_next -= 1
+            return JSONResponse(
+                {"error": {"type": "api_error", "message": "emulated outage"}}, status_code=500
+            )
+        response = await call_next(request)
+        if f.drop_next and request.method == "POST":
+            f.drop_next -= 1
+            return dropped()
+        return response
+
     async def params_of(request: Request) -> dict[str, Any]:
         form = await request.form()
         return decode([(k, str(v)) for k, v in form.multi_items()])
@@ -330,6 +373,15 @@ def create_app() -> FastAPI:
             if "payment_intent" not in query or r["payment_intent"] == query["payment_intent"]
         ]
         return page("/v1/refunds", items, int(query.get("limit", 10)))
+
+    @app.put("/_emulator/faults")
+    async def set_faults(faults: Faults) -> Faults:
+        ledger.faults = faults
+        return faults
+
+    @app.get("/_emulator/faults")
+    async def get_faults() -> Faults:
+        return ledger.faults
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

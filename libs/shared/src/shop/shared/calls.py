@@ -11,8 +11,11 @@ from shop.shared.models import (
     ChargeRequest,
     EmailReceipt,
     EmailRequest,
+    OrderRef,
+    Refund,
     Reservation,
     ReservationResult,
+    StockLevel,
 )
 
 Out = TypeVar("Out", bound=BaseModel)
@@ -25,12 +28,32 @@ async def _call(
     return out.model_validate_json(raw)
 
 
-async def charge(ctx: Context, request: ChargeRequest) -> Charge:
-    return await _call(ctx, names.PAYMENTS, "charge", request, Charge)
+async def authorize(ctx: Context, request: ChargeRequest) -> Charge:
+    return await _call(ctx, names.PAYMENTS, "authorize", request, Charge)
+
+
+async def capture(ctx: Context, charge: Charge) -> Charge:
+    return await _call(ctx, names.PAYMENTS, "capture", charge, Charge)
+
+
+async def refund(ctx: Context, charge: Charge) -> Refund:
+    return await _call(ctx, names.PAYMENTS, "refund", charge, Refund)
 
 
 async def reserve(ctx: Context, sku: str, request: Reservation) -> ReservationResult:
     return await _call(ctx, names.INVENTORY, "reserve", request, ReservationResult, key=sku)
+
+
+async def release(ctx: Context, sku: str, order_id: str) -> StockLevel:
+    return await _call(
+        ctx, names.INVENTORY, "release", OrderRef(order_id=order_id), StockLevel, key=sku
+    )
+
+
+async def commit(ctx: Context, sku: str, order_id: str) -> StockLevel:
+    return await _call(
+        ctx, names.INVENTORY, "commit", OrderRef(order_id=order_id), StockLevel, key=sku
+    )
 
 
 async def send_email(ctx: Context, request: EmailRequest) -> EmailReceipt:

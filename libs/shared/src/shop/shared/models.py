@@ -35,9 +35,18 @@ class ChargeRequest(BaseModel):
 
 
 class Charge(BaseModel):
+    """A PaymentIntent as the workflow needs it (status: requires_capture, succeeded...)."""
+
+    order_id: str
     payment_intent_id: str
     amount_cents: int
     status: str
+
+
+class Refund(BaseModel):
+    order_id: str
+    payment_intent_id: str
+    action: Literal["voided", "refunded", "nothing"]
 
 
 class Reservation(BaseModel):
@@ -52,23 +61,35 @@ class ReservationResult(BaseModel):
     available: int
 
 
+class OrderRef(BaseModel):
+    order_id: str
+
+
 class StockUpdate(BaseModel):
     quantity: int = Field(ge=0)
 
 
 class StockLevel(BaseModel):
+    """One SKU's stock. Conserved: stocked == available + reserved + sold, always."""
+
     sku: str
     available: int
     reserved: int
+    sold: int
+    stocked: int
+
+
+EmailKind = Literal["confirmation", "failed", "cancelled"]
 
 
 class EmailRequest(BaseModel):
     order_id: str
     to: str
-    kind: Literal["confirmation"] = "confirmation"
+    kind: EmailKind
     lines: list[OrderLine]
     total_cents: int
     currency: str
+    reason: str | None = None
 
 
 class EmailReceipt(BaseModel):
@@ -91,8 +112,19 @@ class OrderStatus(BaseModel):
     percent: int = Field(ge=0, le=100)
     message: str
     seq: int = Field(ge=0, description="Position in the order's progress; the SSE event id.")
+    cancellable: bool = False
     result: FulfilmentResult | None = None
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATES
+
+
+CancelOutcome = Literal["cancelled", "fulfilling", "failed"]
+
+
+class CancelReply(BaseModel):
+    """What a cancel request came to: `cancelled`, or too late (`fulfilling`, `failed`)."""
+
+    order_id: str
+    outcome: CancelOutcome

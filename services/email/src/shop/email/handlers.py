@@ -4,16 +4,17 @@ import aiosmtplib
 import restate
 from restate import Context, RunOptions, TerminalError
 
-from shop.email.messages import confirmation
+from shop.email.messages import compose
 from shop.email.settings import settings
 from shop.shared import names
+from shop.shared.crash import crash_point
 from shop.shared.models import EmailReceipt, EmailRequest
 
 email = restate.Service(names.EMAIL)
 
 
 async def deliver(request: EmailRequest) -> EmailReceipt:
-    msg = confirmation(request, settings.mail_from)
+    msg = compose(request, settings.mail_from)
     try:
         await aiosmtplib.send(
             msg,
@@ -21,13 +22,19 @@ async def deliver(request: EmailRequest) -> EmailReceipt:
             port=settings.smtp_port,
             timeout=settings.smtp_timeout_seconds,
         )
+    except aiosmtplib.SMTPRecipientsRefused as e:
+        if all(r.code >= 500 for r in e.recipients):
+            raise TerminalError(f"mail refused: {e.recipients[0].message}", 422) from e
+        raise  # 4xx: try again later; Restate retries
     except aiosmtplib.SMTPResponseException as e:
-        if e.code >= 500:  # permanent (bad address, policy): retrying cannot help
+        if e.code >= 500:  # permanent (policy, bad address): retrying cannot help
             raise TerminalError(f"mail refused: {e.code} {e.message}", status_code=422) from e
-        raise  # 4xx: the server asks us to try again later; Restate retries
+        raise
+    crash_point("email-after-send")
     return EmailReceipt(message_id=msg["Message-ID"])
 
 
 @email.handler()
 async def send(ctx: Context, request: EmailRequest) -> EmailReceipt:
+    """One message per order and kind; its Message-ID is stable across retries."""
     return await ctx.run_typed("smtp-send", deliver, RunOptions(), request=request)

@@ -14,11 +14,35 @@ def money(cents: int, currency: str) -> str:
     return f"{cents / 100:.2f} {currency.upper()}"
 
 
-def confirmation(request: EmailRequest, sender: str) -> EmailMessage:
+SUBJECTS = {
+    "confirmation": "Your order {order_id} is confirmed",
+    "failed": "Your order {order_id} could not be completed",
+    "cancelled": "Your order {order_id} is cancelled",
+}
+
+OPENINGS = {
+    "confirmation": "Thank you for your order {order_id}.",
+    "failed": "We could not complete your order {order_id}: {reason}.",
+    "cancelled": "Your order {order_id} is cancelled, as you asked.",
+}
+
+CLOSINGS = {
+    "confirmation": "Total charged: {total}",
+    "failed": "Nothing has been charged: any hold on your card ({total}) is released.",
+    "cancelled": "Nothing has been charged: any hold on your card ({total}) is released.",
+}
+
+
+def compose(request: EmailRequest, sender: str) -> EmailMessage:
+    values = {
+        "order_id": request.order_id,
+        "reason": request.reason or "unknown reason",
+        "total": money(request.total_cents, request.currency),
+    }
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = request.to
-    msg["Subject"] = f"Your order {request.order_id} is confirmed"
+    msg["Subject"] = SUBJECTS[request.kind].format(**values)
     msg["Message-ID"] = message_id(request.order_id, request.kind)
     lines = "\n".join(
         f"  {line.quantity} x {line.name} ({line.product_id})"
@@ -26,7 +50,7 @@ def confirmation(request: EmailRequest, sender: str) -> EmailMessage:
         for line in request.lines
     )
     msg.set_content(
-        f"Thank you for your order {request.order_id}.\n\n{lines}\n\n"
-        f"Total charged: {money(request.total_cents, request.currency)}\n"
+        f"{OPENINGS[request.kind].format(**values)}\n\n{lines}\n\n"
+        f"{CLOSINGS[request.kind].format(**values)}\n"
     )
     return msg

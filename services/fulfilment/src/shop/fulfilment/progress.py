@@ -10,7 +10,7 @@ from restate import RunOptions, WorkflowContext
 
 from shop.fulfilment.settings import settings
 from shop.shared import names
-from shop.shared.models import OrderStatus
+from shop.shared.models import FulfilmentResult, OrderState, OrderStatus
 
 log = logging.getLogger(__name__)
 STATUS_KEY = "status"
@@ -34,7 +34,33 @@ async def push(status: OrderStatus) -> bool:
         return False
 
 
-async def report(ctx: WorkflowContext, status: OrderStatus) -> None:
-    ctx.set(STATUS_KEY, status)
-    # Journaled, so a replay does not push again; one attempt, since a late push is worthless.
-    await ctx.run_typed("push-progress", push, RunOptions(max_attempts=1), status=status)
+class Progress:
+    """Reports the order's steps, numbered: the number is the event id the browser sees, the
+    same on every replay because the workflow's code path is."""
+
+    def __init__(self, ctx: WorkflowContext, order_id: str) -> None:
+        self.ctx, self.order_id, self.seq = ctx, order_id, 0
+
+    async def __call__(
+        self,
+        step: str,
+        percent: int,
+        message: str,
+        status: OrderState = "running",
+        result: FulfilmentResult | None = None,
+        cancellable: bool = False,
+    ) -> None:
+        self.seq += 1
+        update = OrderStatus(
+            order_id=self.order_id,
+            status=status,
+            step=step,
+            percent=percent,
+            message=message,
+            seq=self.seq,
+            cancellable=cancellable,
+            result=result,
+        )
+        self.ctx.set(STATUS_KEY, update)
+        # Journaled, so a replay does not push again; one attempt: a late push is worthless.
+        await self.ctx.run_typed("push-progress", push, RunOptions(max_attempts=1), status=update)

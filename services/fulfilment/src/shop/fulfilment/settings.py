@@ -3,6 +3,8 @@ from shop.shared.settings import ServiceSettings
 
 class FulfilmentSettings(ServiceSettings):
     port: int = 9081
+    # How long a customer may cancel before the payment is captured (a durable timer).
+    cancel_window_seconds: float = 5
     # How long a progress push to Valkey may take before it is given up (it is best effort).
     progress_push_timeout_seconds: float = 0.5
 

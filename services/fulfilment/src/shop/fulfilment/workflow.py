@@ -1,50 +1,85 @@
-"""OrderFulfilment: charge, reserve, email, reporting progress after each step."""
+"""OrderFulfilment: authorize, reserve, cancellation window, capture, commit stock, email.
+
+The step order makes the common failures the cheapest to undo:
+- a declined card is found by the authorization, before any stock is touched: nothing to undo;
+- out of stock is found while the money is only held: undoing it is a void (free, instant)
+  and a release of what was reserved, never a refund;
+- the customer's cancellation window also runs while the money is only held;
+- capture comes once stock is secured; from then on the order is fulfilled.
+Each step's undo is registered before the step runs, and on a terminal failure or a cancel
+they run in reverse order. Every step is a journaled Restate call, so a crash anywhere resumes
+here instead of starting over.
+"""
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import restate
 from restate import TerminalError, WorkflowContext, WorkflowSharedContext
 
-from shop.fulfilment.progress import STATUS_KEY, report
+from shop.fulfilment.progress import Progress
+from shop.fulfilment.settings import settings
 from shop.shared import calls, names
 from shop.shared.models import (
+    CancelOutcome,
+    CancelReply,
     ChargeRequest,
+    EmailKind,
     EmailRequest,
     FulfilmentResult,
     Order,
-    OrderState,
     OrderStatus,
     Reservation,
 )
 
 fulfilment = restate.Workflow(names.FULFILMENT)
 
+# Durable promises: CANCEL is the customer's request; OUTCOME is the run's one decision about
+# it (cancelled, or too late because it is fulfilling or failed), which the cancel handler
+# waits for, so a cancel racing the capture gets a truthful answer.
+CANCEL, OUTCOME = "cancel", "outcome"
 
-class Progress:
-    """Numbers the order's progress events; the number is the SSE event id."""
 
-    def __init__(self, ctx: WorkflowContext, order_id: str) -> None:
-        self.ctx, self.order_id, self.seq = ctx, order_id, 0
+class OrderCancelled(TerminalError):
+    def __init__(self) -> None:
+        super().__init__("cancelled by the customer", status_code=409)
 
-    async def __call__(
-        self,
-        step: str,
-        percent: int,
-        message: str,
-        status: OrderState = "running",
-        result: FulfilmentResult | None = None,
-    ) -> None:
-        self.seq += 1
-        await report(
-            self.ctx,
-            OrderStatus(
-                order_id=self.order_id,
-                status=status,
-                step=step,
-                percent=percent,
-                message=message,
-                seq=self.seq,
-                result=result,
-            ),
-        )
+
+def cancel_window() -> float:
+    return settings.cancel_window_seconds
+
+
+def money(order: Order) -> str:
+    return f"{order.total_cents / 100:.2f} {order.currency.upper()}"
+
+
+async def notify(ctx: WorkflowContext, order: Order, kind: EmailKind, reason: str | None) -> str:
+    """Emails the customer; a mail that bounces for good never undoes the order."""
+    request = EmailRequest(
+        order_id=order.order_id,
+        to=order.customer_email,
+        kind=kind,
+        lines=order.lines,
+        total_cents=order.total_cents,
+        currency=order.currency,
+        reason=reason,
+    )
+    try:
+        await calls.send_email(ctx, request)
+    except TerminalError as e:
+        return f"the email could not be delivered ({e.message})"
+    return "email sent"
+
+
+async def wait_out_cancel_window(ctx: WorkflowContext, seconds: float) -> None:
+    """A durable timer (it survives restarts) raced against the customer's cancel."""
+    match await restate.select(
+        window=ctx.sleep(timedelta(seconds=seconds), name="cancel-window"),
+        cancel=ctx.promise(CANCEL, type_hint=str).value(),
+    ):
+        case ["cancel", _]:
+            raise OrderCancelled()
 
 
 @fulfilment.main()
@@ -52,9 +87,12 @@ async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
     if ctx.key() != order.order_id:
         raise TerminalError("order_id does not match the workflow key", status_code=400)
     progress = Progress(ctx, order.order_id)
-    await progress("received", 5, "Order received")
+    window = await ctx.run_typed("cancel-window-seconds", cancel_window)
+    await progress("received", 5, "Order received", cancellable=True)
+    lines = sorted(order.lines, key=lambda line: line.product_id)  # one global order: no deadlock
+    undo: list[Callable[[], Awaitable[object]]] = []
     try:
-        charge = await calls.charge(
+        charge = await calls.authorize(
             ctx,
             ChargeRequest(
                 order_id=order.order_id,
@@ -63,38 +101,73 @@ async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
                 payment_method=order.payment_method,
             ),
         )
-        await progress("charged", 35, f"Payment {charge.payment_intent_id} charged")
-        # Sorted by SKU so concurrent multi-line orders take stock in one global order.
-        for line in sorted(order.lines, key=lambda line: line.product_id):
+        undo.append(lambda: calls.refund(ctx, charge))
+        await progress("authorized", 25, f"{money(order)} held on your card", cancellable=True)
+        for line in lines:
+            sku = line.product_id
+            undo.append(lambda sku=sku: calls.release(ctx, sku, order.order_id))
             await calls.reserve(
-                ctx, line.product_id, Reservation(order_id=order.order_id, quantity=line.quantity)
+                ctx, sku, Reservation(order_id=order.order_id, quantity=line.quantity)
             )
-        await progress("reserved", 70, "Stock reserved")
-        await calls.send_email(
-            ctx,
-            EmailRequest(
-                order_id=order.order_id,
-                to=order.customer_email,
-                lines=order.lines,
-                total_cents=order.total_cents,
-                currency=order.currency,
-            ),
+        await progress(
+            "reserved", 45, f"Stock reserved; you can cancel for {window:g}s", cancellable=True
         )
+        await wait_out_cancel_window(ctx, window)
+        await ctx.promise(OUTCOME, type_hint=str).resolve("fulfilling")
     except TerminalError as e:
-        result = FulfilmentResult(order_id=order.order_id, status="failed", reason=e.message)
-        await progress("failed", 100, f"Order failed: {e.message}", "failed", result)
-        return result
+        return await unwind(ctx, order, progress, undo, e, decided=False)
+
+    await progress("capturing", 55, "Capturing the payment")
+    try:
+        charge = await calls.capture(ctx, charge)
+    except TerminalError as e:  # e.g. the hold expired: give everything back
+        return await unwind(ctx, order, progress, undo, e, decided=True)
+    await progress("charged", 70, f"{money(order)} charged")
+    for line in lines:
+        await calls.commit(ctx, line.product_id, order.order_id)
+    mailed = await notify(ctx, order, "confirmation", None)
     result = FulfilmentResult(
         order_id=order.order_id, status="completed", payment_intent_id=charge.payment_intent_id
     )
-    await progress("completed", 100, "Confirmation email sent", "completed", result)
+    await progress("completed", 100, f"Order complete; confirmation {mailed}", "completed", result)
+    return result
+
+
+async def unwind(
+    ctx: WorkflowContext,
+    order: Order,
+    progress: Progress,
+    undo: list[Callable[[], Awaitable[object]]],
+    error: TerminalError,
+    decided: bool,
+) -> FulfilmentResult:
+    status: CancelOutcome = "cancelled" if isinstance(error, OrderCancelled) else "failed"
+    if not decided:
+        await ctx.promise(OUTCOME, type_hint=str).resolve(status)
+    for step in reversed(undo):
+        await step()
+    mailed = await notify(ctx, order, status, error.message)
+    result = FulfilmentResult(order_id=order.order_id, status=status, reason=error.message)
+    title = "Order cancelled" if status == "cancelled" else "Order failed"
+    await progress(status, 100, f"{title}: {error.message}; {mailed}", status, result)
     return result
 
 
 @fulfilment.handler()
 async def get_status(ctx: WorkflowSharedContext) -> OrderStatus:
     """The order's latest progress; status `pending` with seq 0 before the run reports any."""
-    status = await ctx.get(STATUS_KEY, type_hint=OrderStatus)
+    status = await ctx.get("status", type_hint=OrderStatus)
     return status or OrderStatus(
         order_id=ctx.key(), status="pending", step="pending", percent=0, message="Queued", seq=0
     )
+
+
+@fulfilment.handler()
+async def cancel(ctx: WorkflowSharedContext) -> CancelReply:
+    """Ask the run to cancel, and wait for its answer: cancelled, or too late."""
+    outcome = await ctx.promise(OUTCOME, type_hint=str).peek()
+    if outcome is None:
+        with contextlib.suppress(TerminalError):  # asked before: the first request stands
+            await ctx.promise(CANCEL, type_hint=str).resolve("requested")
+        outcome = await ctx.promise(OUTCOME, type_hint=str).value()
+    return CancelReply(order_id=ctx.key(), outcome=outcome)

@@ -3,6 +3,7 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Response
+from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
 from shop.gateway.deps import Hub, Ingress, Settings, require_admin
@@ -23,8 +24,10 @@ OrderId = Annotated[str, Path(pattern=ORDER_ID_PATTERN)]
 
 def status_body(status: OrderStatus) -> dict[str, Any]:
     body = status.model_dump(exclude={"seq"})
-    if body["result"] is None:
+    if status.result is None:
         del body["result"]
+    elif status.result.reason:
+        body["reason"] = status.result.reason
     return body
 
 
@@ -71,6 +74,27 @@ async def order_events(
     return EventSourceResponse(stream(), ping=settings.sse_ping_seconds)
 
 
+@router.post("/orders/{order_id}/cancel", response_model=None)
+async def cancel_order(order_id: OrderId, ingress: Ingress) -> JSONResponse:
+    """202 while the cancellation unwinds the order; 409 once it is fulfilled or failed."""
+    status = await ingress.order_status(order_id)  # 404 for unknown ids
+    if status.status == "cancelled":
+        return JSONResponse({"order_id": order_id, "status": "cancelled"})
+    if status.is_final:
+        return JSONResponse(
+            {"error": f"order is {status.status} and can no longer be cancelled"}, status_code=409
+        )
+    reply = await ingress.cancel_order(order_id)
+    if reply.outcome != "cancelled":
+        return JSONResponse(
+            {"error": f"too late to cancel: the order is {reply.outcome}"}, status_code=409
+        )
+    return JSONResponse(
+        {"order_id": order_id, "status": "cancelling", "status_url": f"/api/orders/{order_id}"},
+        status_code=202,
+    )
+
+
 @router.get("/products")
 async def list_products(ingress: Ingress) -> list[dict[str, Any]]:
     stock = await ingress.all_stock()
@@ -81,6 +105,9 @@ async def list_products(ingress: Ingress) -> list[dict[str, Any]]:
             "price_cents": p.price_cents,
             "currency": p.currency,
             "available": stock[p.product_id].available,
+            "reserved": stock[p.product_id].reserved,
+            "sold": stock[p.product_id].sold,
+            "stocked": stock[p.product_id].stocked,
         }
         for p in PRODUCTS
     ]

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from shop.shared import names
 from shop.shared.catalog import PRODUCTS
-from shop.shared.models import Order, OrderStatus, StockLevel, StockUpdate
+from shop.shared.models import CancelReply, Order, OrderStatus, StockLevel, StockUpdate
 
 REQUIRED_SERVICES = frozenset({names.FULFILMENT, names.PAYMENTS, names.INVENTORY, names.EMAIL})
 
@@ -64,6 +64,11 @@ class RestateIngress:
         except httpx.HTTPError as e:
             raise RestateUnavailable(f"Restate ingress unreachable: {e!r}") from e
         return response.status_code != 404
+
+    async def cancel_order(self, order_id: str) -> CancelReply:
+        """Waits for the run's answer; it comes at the run's next step (or at once)."""
+        response = await self._post(f"/{names.FULFILMENT}/{order_id}/cancel")
+        return CancelReply.model_validate_json(response.content)
 
     async def stock(self, sku: str) -> StockLevel:
         response = await self._post(f"/{names.INVENTORY}/{sku}/get")

@@ -1,8 +1,13 @@
-"""Inventory: one Virtual Object per SKU, so Restate runs one stock change at a time per SKU.
+"""Inventory: one Virtual Object per SKU, so Restate runs one stock change at a time per SKU
+and two orders can never oversell it.
 
-State per SKU: `available` (absent until the first change, meaning the catalog's opening
-stock, so a restart never resets stock that has changed) and `reservations`, the quantity
-held per order, which makes a retried or replayed `reserve` a no-op rather than a second take.
+State per SKU:
+- `available`: absent until the first change, meaning the catalog's opening stock, so a
+  restart never resets stock that has changed;
+- `reservations`: quantity held per order, so a retried `reserve` never takes stock twice
+  and `release` / `commit` know what to give back or sell;
+- `sold` and `stocked`: what left with completed orders, and everything ever put on the
+  shelf. Conserved at every step: stocked == available + reserved + sold.
 """
 
 import restate
@@ -10,7 +15,13 @@ from restate import ObjectContext, ObjectSharedContext, TerminalError
 
 from shop.shared import names
 from shop.shared.catalog import CATALOG
-from shop.shared.models import Reservation, ReservationResult, StockLevel, StockUpdate
+from shop.shared.models import (
+    OrderRef,
+    Reservation,
+    ReservationResult,
+    StockLevel,
+    StockUpdate,
+)
 
 inventory = restate.VirtualObject(names.INVENTORY)
 
@@ -21,47 +32,87 @@ def known_sku(sku: str) -> str:
     return sku
 
 
-async def available(ctx: ObjectContext | ObjectSharedContext) -> int:
-    stored = await ctx.get("available", type_hint=int)
-    return CATALOG[ctx.key()].initial_stock if stored is None else stored
+async def level(ctx: ObjectContext | ObjectSharedContext) -> tuple[StockLevel, dict[str, int]]:
+    sku = known_sku(ctx.key())
+    opening = CATALOG[sku].initial_stock
+    held = await ctx.get("reservations", type_hint=dict[str, int]) or {}
+    available = await ctx.get("available", type_hint=int)
+    sold = await ctx.get("sold", type_hint=int) or 0
+    stocked = await ctx.get("stocked", type_hint=int)
+    stock = StockLevel(
+        sku=sku,
+        available=opening if available is None else available,
+        reserved=sum(held.values()),
+        sold=sold,
+        stocked=opening if stocked is None else stocked,
+    )
+    return stock, held
 
 
-async def reservations(ctx: ObjectContext | ObjectSharedContext) -> dict[str, int]:
-    return await ctx.get("reservations", type_hint=dict[str, int]) or {}
+def save(ctx: ObjectContext, stock: StockLevel, held: dict[str, int]) -> None:
+    ctx.set("available", stock.available)
+    ctx.set("reservations", held)
+    ctx.set("sold", stock.sold)
+    ctx.set("stocked", stock.stocked)
 
 
 @inventory.handler()
 async def reserve(ctx: ObjectContext, request: Reservation) -> ReservationResult:
-    sku = known_sku(ctx.key())
-    held = await reservations(ctx)
-    stock = await available(ctx)
+    stock, held = await level(ctx)
     if request.order_id not in held:
-        if stock < request.quantity:
+        if stock.available < request.quantity:
             raise TerminalError(
-                f"out of stock: {sku} has {stock} left, the order needs {request.quantity}",
+                f"out of stock: {stock.sku} has {stock.available} left, "
+                f"the order needs {request.quantity}",
                 status_code=409,
             )
-        stock -= request.quantity
         held[request.order_id] = request.quantity
-        ctx.set("available", stock)
-        ctx.set("reservations", held)
+        stock.available -= request.quantity
+        stock.reserved += request.quantity
+        save(ctx, stock, held)
     return ReservationResult(
-        sku=sku, order_id=request.order_id, quantity=held[request.order_id], available=stock
+        sku=stock.sku,
+        order_id=request.order_id,
+        quantity=held[request.order_id],
+        available=stock.available,
     )
 
 
 @inventory.handler()
+async def release(ctx: ObjectContext, ref: OrderRef) -> StockLevel:
+    """Put an order's reservation back on the shelf; nothing to do if it holds none."""
+    stock, held = await level(ctx)
+    quantity = held.pop(ref.order_id, 0)
+    if quantity:
+        stock.available += quantity
+        stock.reserved -= quantity
+        save(ctx, stock, held)
+    return stock
+
+
+@inventory.handler()
+async def commit(ctx: ObjectContext, ref: OrderRef) -> StockLevel:
+    """The order is paid: its reservation becomes sold."""
+    stock, held = await level(ctx)
+    quantity = held.pop(ref.order_id, 0)
+    if quantity:
+        stock.sold += quantity
+        stock.reserved -= quantity
+        save(ctx, stock, held)
+    return stock
+
+
+@inventory.handler()
 async def restock(ctx: ObjectContext, update: StockUpdate) -> StockLevel:
-    """Set the stock that is available to sell (an operator's count)."""
-    sku = known_sku(ctx.key())
-    ctx.set("available", update.quantity)
-    return StockLevel(
-        sku=sku, available=update.quantity, reserved=sum((await reservations(ctx)).values())
-    )
+    """Set the stock available to sell (an operator's count); `stocked` follows it."""
+    stock, held = await level(ctx)
+    stock.stocked += update.quantity - stock.available
+    stock.available = update.quantity
+    save(ctx, stock, held)
+    return stock
 
 
 @inventory.handler(kind="shared")
 async def get(ctx: ObjectSharedContext) -> StockLevel:
-    sku = known_sku(ctx.key())
-    held = await reservations(ctx)
-    return StockLevel(sku=sku, available=await available(ctx), reserved=sum(held.values()))
+    stock, _ = await level(ctx)
+    return stock

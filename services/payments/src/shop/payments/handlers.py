@@ -1,4 +1,9 @@
-"""Payments: charges through Stripe PaymentIntents, each idempotent at Stripe per order."""
+"""Payments: Stripe PaymentIntents with manual capture, each call idempotent at Stripe.
+
+Every Stripe call is one journaled step with an idempotency key derived from the order and
+the step, so a retry after a timeout, a dropped connection or a crash between Stripe's answer
+and the journal write replays Stripe's first answer instead of charging again.
+"""
 
 import restate
 import stripe
@@ -6,7 +11,8 @@ from restate import Context, RunOptions, TerminalError
 
 from shop.payments.stripe_client import stripe_client
 from shop.shared import names
-from shop.shared.models import Charge, ChargeRequest
+from shop.shared.crash import crash_point
+from shop.shared.models import Charge, ChargeRequest, Refund
 
 payments = restate.Service(names.PAYMENTS)
 
@@ -16,7 +22,22 @@ def idempotency_key(order_id: str, step: str) -> str:
     return f"shop-{order_id}-{step}"
 
 
-async def create_charge(request: ChargeRequest) -> Charge:
+def as_charge(order_id: str, intent: stripe.PaymentIntent) -> Charge:
+    return Charge(
+        order_id=order_id,
+        payment_intent_id=intent.id,
+        amount_cents=intent.amount,
+        status=intent.status,
+    )
+
+
+def terminal(e: stripe.StripeError, what: str) -> TerminalError:
+    """Declines and invalid requests are answers, not outages: they are never retried."""
+    status = 402 if isinstance(e, stripe.CardError) else 400
+    return TerminalError(f"{what}: {e.user_message or e.code or e}", status_code=status)
+
+
+async def stripe_authorize(request: ChargeRequest) -> Charge:
     try:
         intent = await stripe_client().v1.payment_intents.create_async(
             params={
@@ -24,20 +45,62 @@ async def create_charge(request: ChargeRequest) -> Charge:
                 "currency": request.currency,
                 "payment_method": request.payment_method,
                 "payment_method_types": ["card"],
+                "capture_method": "manual",
                 "confirm": True,
                 "metadata": {"order_id": request.order_id},
                 "description": f"shop order {request.order_id}",
             },
-            options={"idempotency_key": idempotency_key(request.order_id, "charge")},
+            options={"idempotency_key": idempotency_key(request.order_id, "authorize")},
         )
-    except stripe.CardError as e:
-        # A decline is an answer, not an outage: never retried.
-        raise TerminalError(f"payment declined: {e.user_message or e.code}", status_code=402) from e
+    except (stripe.CardError, stripe.InvalidRequestError) as e:
+        raise terminal(e, "payment declined") from e
+    crash_point("payments-after-authorize")
+    return as_charge(request.order_id, intent)
+
+
+async def stripe_capture(charge: Charge) -> Charge:
+    try:
+        intent = await stripe_client().v1.payment_intents.capture_async(
+            charge.payment_intent_id,
+            options={"idempotency_key": idempotency_key(charge.order_id, "capture")},
+        )
     except stripe.InvalidRequestError as e:
-        raise TerminalError(f"payment rejected: {e.user_message or e}", status_code=400) from e
-    return Charge(payment_intent_id=intent.id, amount_cents=intent.amount, status=intent.status)
+        raise terminal(e, "capture refused") from e
+    crash_point("payments-after-capture")
+    return as_charge(charge.order_id, intent)
+
+
+async def stripe_refund(charge: Charge) -> Refund:
+    """Give the money back whatever state the intent is in: void a hold, refund a capture."""
+    client, order_id = stripe_client(), charge.order_id
+    intent = await client.v1.payment_intents.retrieve_async(charge.payment_intent_id)
+    if intent.status in {"requires_capture", "requires_confirmation", "requires_action"}:
+        await client.v1.payment_intents.cancel_async(
+            intent.id, options={"idempotency_key": idempotency_key(order_id, "void")}
+        )
+        action = "voided"
+    elif intent.status == "succeeded":
+        await client.v1.refunds.create_async(
+            params={"payment_intent": intent.id, "metadata": {"order_id": order_id}},
+            options={"idempotency_key": idempotency_key(order_id, "refund")},
+        )
+        action = "refunded"
+    else:  # canceled already, or never authorized (declined): nothing is held
+        action = "nothing"
+    return Refund(order_id=order_id, payment_intent_id=intent.id, action=action)
 
 
 @payments.handler()
-async def charge(ctx: Context, request: ChargeRequest) -> Charge:
-    return await ctx.run_typed("stripe-charge", create_charge, RunOptions(), request=request)
+async def authorize(ctx: Context, request: ChargeRequest) -> Charge:
+    """Hold the order's total on the card (no money moves until capture)."""
+    return await ctx.run_typed("stripe-authorize", stripe_authorize, RunOptions(), request=request)
+
+
+@payments.handler()
+async def capture(ctx: Context, charge: Charge) -> Charge:
+    return await ctx.run_typed("stripe-capture", stripe_capture, RunOptions(), charge=charge)
+
+
+@payments.handler()
+async def refund(ctx: Context, charge: Charge) -> Refund:
+    return await ctx.run_typed("stripe-refund", stripe_refund, RunOptions(), charge=charge)
