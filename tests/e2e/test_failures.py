@@ -167,3 +167,13 @@ def test_form_key_and_api_key_paths_share_one_order(gateway: httpx.Client) -> No
     page = gateway.post("/orders", data=form)
     order_id = track(api.json()["order_id"], body["customer_email"])
     assert page.headers["location"] == f"/orders/{order_id}"
+
+
+def test_cancel_button_on_the_order_page(gateway: httpx.Client) -> None:
+    order_id = place(gateway, [{"product_id": "sticker-pack", "quantity": 1}])
+    page = gateway.get(f"/orders/{order_id}").text
+    assert f'hx-post="/orders/{order_id}/cancel"' in page
+    answer = gateway.post(f"/orders/{order_id}/cancel", headers={"HX-Request": "true"})
+    assert answer.status_code == 200 and "Cancelling" in answer.text
+    assert final_status(gateway, order_id)["status"] == "cancelled"
+    assert "is cancelled" in gateway.post(f"/orders/{order_id}/cancel").text

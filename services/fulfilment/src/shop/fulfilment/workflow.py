@@ -149,7 +149,7 @@ async def unwind(
     mailed = await notify(ctx, order, status, error.message)
     result = FulfilmentResult(order_id=order.order_id, status=status, reason=error.message)
     title = "Order cancelled" if status == "cancelled" else "Order failed"
-    await progress(status, 100, f"{title}: {error.message}; {mailed}", status, result)
+    await progress(status, 100, f"{title}; {mailed}", status, result)
     return result
 
 
@@ -158,7 +158,13 @@ async def get_status(ctx: WorkflowSharedContext) -> OrderStatus:
     """The order's latest progress; status `pending` with seq 0 before the run reports any."""
     status = await ctx.get("status", type_hint=OrderStatus)
     return status or OrderStatus(
-        order_id=ctx.key(), status="pending", step="pending", percent=0, message="Queued", seq=0
+        order_id=ctx.key(),
+        status="pending",
+        step="pending",
+        percent=0,
+        message="Queued",
+        seq=0,
+        cancellable=True,
     )
 
 

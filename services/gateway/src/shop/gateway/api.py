@@ -77,22 +77,17 @@ async def order_events(
 @router.post("/orders/{order_id}/cancel", response_model=None)
 async def cancel_order(order_id: OrderId, ingress: Ingress) -> JSONResponse:
     """202 while the cancellation unwinds the order; 409 once it is fulfilled or failed."""
-    status = await ingress.order_status(order_id)  # 404 for unknown ids
-    if status.status == "cancelled":
+    outcome = await ingress.cancel_order(order_id)
+    if outcome == "cancelled":
         return JSONResponse({"order_id": order_id, "status": "cancelled"})
-    if status.is_final:
-        return JSONResponse(
-            {"error": f"order is {status.status} and can no longer be cancelled"}, status_code=409
-        )
-    reply = await ingress.cancel_order(order_id)
-    if reply.outcome != "cancelled":
-        return JSONResponse(
-            {"error": f"too late to cancel: the order is {reply.outcome}"}, status_code=409
-        )
-    return JSONResponse(
-        {"order_id": order_id, "status": "cancelling", "status_url": f"/api/orders/{order_id}"},
-        status_code=202,
-    )
+    if outcome == "cancelling":
+        body = {
+            "order_id": order_id,
+            "status": "cancelling",
+            "status_url": f"/api/orders/{order_id}",
+        }
+        return JSONResponse(body, status_code=202)
+    return JSONResponse({"error": f"too late to cancel: the order is {outcome}"}, status_code=409)
 
 
 @router.get("/products")

@@ -97,6 +97,17 @@ async def order_page(request: Request, order_id: OrderId, ingress: Ingress) -> H
     return templates.TemplateResponse(request, "order.html", {"status": status})
 
 
+@router.post("/orders/{order_id}/cancel", response_class=HTMLResponse)
+async def cancel_from_page(order_id: OrderId, ingress: Ingress) -> HTMLResponse:
+    """The order page's cancel button; the live progress shows the unwinding."""
+    outcome = await ingress.cancel_order(order_id)
+    messages = {
+        "cancelling": "Cancelling: the hold on your card is released, stock goes back.",
+        "cancelled": "This order is cancelled.",
+    }
+    return HTMLResponse(messages.get(outcome, f"Too late to cancel: the order is {outcome}."))
+
+
 def progress_fragment(status: OrderStatus) -> str:
     return templates.get_template("_progress.html").render(status=status)
 

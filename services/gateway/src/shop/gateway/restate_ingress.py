@@ -65,10 +65,16 @@ class RestateIngress:
             raise RestateUnavailable(f"Restate ingress unreachable: {e!r}") from e
         return response.status_code != 404
 
-    async def cancel_order(self, order_id: str) -> CancelReply:
-        """Waits for the run's answer; it comes at the run's next step (or at once)."""
+    async def cancel_order(self, order_id: str) -> str:
+        """`cancelled` / `cancelling` when the order is (being) unwound; otherwise what the
+        order is instead (`completed`, `failed`, `fulfilling`): too late to cancel."""
+        status = await self.order_status(order_id)  # OrderNotFound for unknown ids
+        if status.is_final:
+            return status.status
+        # The run answers at its next step (or at once, during the cancellation window).
         response = await self._post(f"/{names.FULFILMENT}/{order_id}/cancel")
-        return CancelReply.model_validate_json(response.content)
+        outcome = CancelReply.model_validate_json(response.content).outcome
+        return "cancelling" if outcome == "cancelled" else outcome
 
     async def stock(self, sku: str) -> StockLevel:
         response = await self._post(f"/{names.INVENTORY}/{sku}/get")
