@@ -7,7 +7,7 @@ import httpx
 
 from shop.dev.stack import Stack
 
-from .helpers import eventually, final_status, place
+from .helpers import eventually, final_status, place, status_of
 
 
 def pid_of(stack: Stack, program: str) -> int | None:
@@ -26,3 +26,17 @@ def test_a_killed_service_is_restarted_and_orders_complete(
 
     eventually(lambda: (pid := pid_of(stack, "inventory")) and pid != before, timeout=30)
     assert final_status(gateway, order_id, timeout=60)["status"] == "completed"
+
+
+def test_restate_killed_during_the_cancel_window_resumes_the_order(
+    stack: Stack, gateway: httpx.Client
+) -> None:
+    order_id = place(gateway, [{"product_id": "sticker-pack", "quantity": 1}])
+    eventually(lambda: status_of(gateway, order_id).get("step") == "reserved")
+    before = pid_of(stack, "restate")
+    assert before
+    os.kill(before, signal.SIGKILL)  # the journal and the timer live on disk
+
+    eventually(lambda: (pid := pid_of(stack, "restate")) and pid != before, timeout=30)
+    stack.wait_ready(timeout=60)
+    assert final_status(gateway, order_id, timeout=90)["status"] == "completed"

@@ -82,7 +82,9 @@ async def wait_out_cancel_window(ctx: WorkflowContext, seconds: float) -> None:
             raise OrderCancelled()
 
 
-@fulfilment.main()
+# Kept a week: the order id (from the client's Idempotency-Key) stays taken well beyond
+# Stripe's own 24 h idempotency window, and order pages keep working.
+@fulfilment.main(workflow_retention=timedelta(days=7))
 async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
     if ctx.key() != order.order_id:
         raise TerminalError("order_id does not match the workflow key", status_code=400)
