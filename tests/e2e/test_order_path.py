@@ -126,4 +126,4 @@ def test_admin_sets_stock_with_the_token_only(gateway: httpx.Client, stack: Stac
 
 def test_health_and_readiness(gateway: httpx.Client) -> None:
     assert gateway.get("/healthz").json() == {"status": "ok"}
-    assert gateway.get("/readyz").json() == {"status": "ready"}
+    assert gateway.get("/readyz").json() == {"status": "ready", "live_updates": "connected"}

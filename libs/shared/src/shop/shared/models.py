@@ -101,6 +101,7 @@ class FulfilmentResult(BaseModel):
     status: OrderState
     payment_intent_id: str | None = None
     reason: str | None = None
+    last_step: str | None = Field(None, description="The last step reached before a failure.")
 
 
 class OrderStatus(BaseModel):

@@ -9,7 +9,7 @@ import redis.asyncio as redis
 from restate import RunOptions, WorkflowContext
 
 from shop.fulfilment.settings import settings
-from shop.shared import names
+from shop.shared import progress_feed as feed
 from shop.shared.models import FulfilmentResult, OrderState, OrderStatus
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,17 @@ def valkey() -> redis.Redis:
 
 
 async def push(status: OrderStatus) -> bool:
+    """Append to the order's short history, then publish to live subscribers."""
+    data, key = status.model_dump_json(), feed.history_key(status.order_id)
     try:
         async with asyncio.timeout(settings.progress_push_timeout_seconds):
-            await valkey().publish(names.PROGRESS_CHANNEL, status.model_dump_json())
+            async with valkey().pipeline(transaction=True) as pipe:
+                pipe.xadd(
+                    key, {"status": data}, id=feed.entry_id(status), maxlen=feed.HISTORY_MAXLEN
+                )
+                pipe.expire(key, feed.HISTORY_TTL_SECONDS)
+                pipe.publish(feed.CHANNEL, data)
+                await pipe.execute(raise_on_error=False)  # an id added before is fine
         return True
     except Exception as e:  # best effort by design: the durable state already holds it
         log.warning("progress push for %s failed: %s", status.order_id, e)
@@ -39,7 +47,7 @@ class Progress:
     same on every replay because the workflow's code path is."""
 
     def __init__(self, ctx: WorkflowContext, order_id: str) -> None:
-        self.ctx, self.order_id, self.seq = ctx, order_id, 0
+        self.ctx, self.order_id, self.seq, self.step = ctx, order_id, 0, "pending"
 
     async def __call__(
         self,
@@ -50,7 +58,7 @@ class Progress:
         result: FulfilmentResult | None = None,
         cancellable: bool = False,
     ) -> None:
-        self.seq += 1
+        self.seq, self.step = self.seq + 1, step
         update = OrderStatus(
             order_id=self.order_id,
             status=status,

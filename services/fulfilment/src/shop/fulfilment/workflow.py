@@ -149,7 +149,9 @@ async def unwind(
     for step in reversed(undo):
         await step()
     mailed = await notify(ctx, order, status, error.message)
-    result = FulfilmentResult(order_id=order.order_id, status=status, reason=error.message)
+    result = FulfilmentResult(
+        order_id=order.order_id, status=status, reason=error.message, last_step=progress.step
+    )
     title = "Order cancelled" if status == "cancelled" else "Order failed"
     await progress(status, 100, f"{title}; {mailed}", status, result)
     return result

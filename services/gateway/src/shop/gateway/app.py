@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from shop.gateway import api, errors, pages
-from shop.gateway.deps import Ingress
+from shop.gateway.deps import Hub, Ingress
 from shop.gateway.progress_hub import ProgressHub
 from shop.gateway.restate_ingress import RestateIngress
 from shop.gateway.settings import GatewaySettings
@@ -39,6 +39,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 yield
             finally:
                 hub_task.cancel()
+                await hub.aclose()
 
     app = FastAPI(title="shop gateway", lifespan=lifespan)
     errors.install(app)
@@ -51,10 +52,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz", response_model=None)
-    async def readyz(ingress: Ingress) -> JSONResponse:
+    async def readyz(ingress: Ingress, hub: Hub) -> JSONResponse:
+        # Live updates are best effort (clients fall back to polling), so they do not
+        # decide readiness; they are reported for operators.
+        live = "connected" if hub.connected else "reconnecting"
         missing = await ingress.missing_services()
         if missing:
-            return JSONResponse({"status": "waiting", "missing": sorted(missing)}, status_code=503)
-        return JSONResponse({"status": "ready"})
+            body = {"status": "waiting", "missing": sorted(missing), "live_updates": live}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"status": "ready", "live_updates": live})
 
     return app

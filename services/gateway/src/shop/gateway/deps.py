@@ -1,5 +1,6 @@
 """Long-lived clients live on app.state (made in the lifespan); handlers get them from here."""
 
+import base64
 import secrets
 from typing import Annotated
 
@@ -27,9 +28,24 @@ Ingress = Annotated[RestateIngress, Depends(get_ingress)]
 Hub = Annotated[ProgressHub, Depends(get_hub)]
 
 
+def admin_authorized(authorization: str | None, token: str) -> bool:
+    """`Bearer <token>` (API clients) or HTTP Basic with the token as password (browsers)."""
+    if not authorization:
+        return False
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            credentials = base64.b64decode(credentials, validate=True).decode().partition(":")[2]
+        except ValueError:
+            return False
+    elif scheme.lower() != "bearer":
+        return False
+    return secrets.compare_digest(credentials.encode(), token.encode())
+
+
 def require_admin(
     settings: Settings, authorization: Annotated[str | None, Header()] = None
 ) -> None:
-    expected = f"Bearer {settings.admin_token.get_secret_value()}"
-    if authorization is None or not secrets.compare_digest(authorization, expected):
-        raise HTTPException(401, "missing or wrong admin token", {"WWW-Authenticate": "Bearer"})
+    if not admin_authorized(authorization, settings.admin_token.get_secret_value()):
+        challenge = 'Basic realm="shop admin"'  # lets a browser ask for it
+        raise HTTPException(401, "missing or wrong admin token", {"WWW-Authenticate": challenge})

@@ -1,7 +1,10 @@
-"""The order's progress as a stream: the durable snapshot first, then live events.
+"""The order's progress as a stream: what the client missed, then live events.
 
-Live events come from the ProgressHub; when none arrive for a while the durable status is
-read again, so a lost push (Valkey down) delays an update but never loses it.
+A first connection gets the durable snapshot (the workflow's own state); a reconnection
+(Last-Event-ID: n) gets the events after n from the Valkey history, or, when Valkey has
+none, the durable snapshot. Live events come from the ProgressHub; when none arrive for a
+while the durable status is read again, so a lost push (Valkey down) delays an update but
+never loses it.
 """
 
 import asyncio
@@ -20,18 +23,22 @@ async def follow(
     """Yields each status newer than `last_seen` once, in order, ending with the final one."""
     seen = -1 if last_seen is None else last_seen
     with hub.listen(order_id) as queue:
-        # Subscribed before the snapshot is read, so no event falls in between.
-        status = await ingress.order_status(order_id)
-        while True:
+        # Subscribed before anything is read, so no event falls in between.
+        snapshot = await ingress.order_status(order_id)
+        missed = await hub.history(order_id, seen) if last_seen is not None else []
+        for status in [*missed, snapshot]:
             if status.seq > seen:
                 seen = status.seq
                 yield status
-            if status.is_final:
-                return
+        status = snapshot
+        while not status.is_final:
             try:
                 status = await asyncio.wait_for(queue.get(), timeout=POLL_SECONDS)
             except TimeoutError:
                 status = await ingress.order_status(order_id)
+            if status.seq > seen:
+                seen = status.seq
+                yield status
 
 
 def nothing_left(snapshot: OrderStatus, last_seen: int | None) -> bool:

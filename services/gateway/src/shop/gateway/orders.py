@@ -58,11 +58,12 @@ def order_id_for(idempotency_key: str | None) -> str:
     return f"ord_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]}"
 
 
-def build_order(order_id: str, request: OrderRequest) -> Order:
+def order_lines(items: list[OrderItem]) -> list[OrderLine]:
+    """Catalog lines for the items; the same product twice becomes one line."""
     quantities: dict[str, int] = {}
-    for item in request.items:  # the same product twice becomes one line
+    for item in items:
         quantities[item.product_id] = quantities.get(item.product_id, 0) + item.quantity
-    lines = [
+    return [
         OrderLine(
             product_id=sku,
             name=CATALOG[sku].name,
@@ -71,6 +72,10 @@ def build_order(order_id: str, request: OrderRequest) -> Order:
         )
         for sku, quantity in quantities.items()
     ]
+
+
+def build_order(order_id: str, request: OrderRequest) -> Order:
+    lines = order_lines(request.items)
     return Order(
         order_id=order_id,
         customer_email=str(request.customer_email),

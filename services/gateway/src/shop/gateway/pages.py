@@ -1,20 +1,29 @@
 """The storefront: server-rendered HTML, htmx for the form and the live progress."""
 
+import asyncio
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
 
-from shop.gateway.deps import Hub, Ingress, Settings
+from shop.gateway.deps import Hub, Ingress, Settings, require_admin
 from shop.gateway.errors import field_errors
 from shop.gateway.events import follow, last_event_id, nothing_left
-from shop.gateway.orders import ORDER_ID_PATTERN, OrderRequest, build_order, order_id_for
-from shop.shared.catalog import PRODUCTS
-from shop.shared.models import OrderStatus
+from shop.gateway.orders import (
+    ORDER_ID_PATTERN,
+    OrderItem,
+    OrderRequest,
+    build_order,
+    order_id_for,
+    order_lines,
+)
+from shop.gateway.timeline import timeline
+from shop.shared.catalog import CATALOG, PRODUCTS
+from shop.shared.models import OrderStatus, StockUpdate
 
 router = APIRouter()
 templates = Jinja2Templates(directory=FsPath(__file__).parent / "templates")
@@ -46,6 +55,37 @@ async def render_store(
     )
 
 
+async def form_fields(request: Request) -> dict[str, str]:
+    return {k: str(v) for k, v in (await request.form()).items()}
+
+
+def cart_items(fields: dict[str, str]) -> list[dict[str, str]]:
+    """The form's quantity fields (`qty.<sku>`) as order items, leaving out zeros."""
+    items = [
+        {"product_id": p.product_id, "quantity": fields.get(f"qty.{p.product_id}", "0").strip()}
+        for p in PRODUCTS
+    ]
+    return [i for i in items if i["quantity"] not in {"", "0"}]
+
+
+@router.post("/cart", response_class=HTMLResponse)
+async def cart_summary(request: Request) -> HTMLResponse:
+    """The cart's lines and total as the customer edits quantities (prices from the catalog)."""
+    items = []
+    for item in cart_items(await form_fields(request)):
+        try:
+            items.append(OrderItem.model_validate(item))
+        except ValidationError:
+            continue  # the form shows that field's error when it is sent
+    lines = order_lines(items)
+    context = {
+        "lines": lines,
+        "total": sum(line.quantity * line.unit_price_cents for line in lines),
+        "currency": PRODUCTS[0].currency,
+    }
+    return templates.TemplateResponse(request, "_cart.html", context)
+
+
 @router.get("/", response_class=HTMLResponse)
 async def store(request: Request, ingress: Ingress) -> HTMLResponse:
     return await render_store(request, ingress, {}, {}, 200)
@@ -55,13 +95,8 @@ async def store(request: Request, ingress: Ingress) -> HTMLResponse:
 async def place_order_form(
     request: Request, ingress: Ingress, hx_request: Annotated[str | None, Header()] = None
 ) -> Response:
-    form = await request.form()
-    fields = {k: str(v) for k, v in form.items()}
-    items = [
-        {"product_id": p.product_id, "quantity": fields.get(f"qty.{p.product_id}", "0") or "0"}
-        for p in PRODUCTS
-    ]
-    items = [i for i in items if i["quantity"] != "0"]
+    fields = await form_fields(request)
+    items = cart_items(fields)
     try:
         order = OrderRequest.model_validate(
             {
@@ -94,7 +129,8 @@ def form_errors(error: ValidationError, items: list[dict[str, str]]) -> dict[str
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
 async def order_page(request: Request, order_id: OrderId, ingress: Ingress) -> HTMLResponse:
     status = await ingress.order_status(order_id)
-    return templates.TemplateResponse(request, "order.html", {"status": status})
+    context = {"status": status, "steps": timeline(status)}
+    return templates.TemplateResponse(request, "order.html", context)
 
 
 @router.post("/orders/{order_id}/cancel", response_class=HTMLResponse)
@@ -109,7 +145,7 @@ async def cancel_from_page(order_id: OrderId, ingress: Ingress) -> HTMLResponse:
 
 
 def progress_fragment(status: OrderStatus) -> str:
-    return templates.get_template("_progress.html").render(status=status)
+    return templates.get_template("_progress.html").render(status=status, steps=timeline(status))
 
 
 @router.get("/orders/{order_id}/stream", response_model=None)
@@ -134,3 +170,28 @@ async def order_stream(
             }
 
     return EventSourceResponse(stream(), ping=settings.sse_ping_seconds)
+
+
+@router.get("/admin", response_class=HTMLResponse, dependencies=[Depends(require_admin)])
+async def operator_page(request: Request, ingress: Ingress, settings: Settings) -> HTMLResponse:
+    orders, stock = await asyncio.gather(ingress.recent_orders(), ingress.all_stock())
+    context = {"orders": orders, "stock": stock, "restate_ui": settings.restate_ui_url}
+    return templates.TemplateResponse(request, "admin.html", context)
+
+
+@router.post(
+    "/admin/stock/{sku}", response_class=HTMLResponse, dependencies=[Depends(require_admin)]
+)
+async def set_stock_from_page(request: Request, sku: str, ingress: Ingress) -> HTMLResponse:
+    if sku not in CATALOG:
+        raise HTTPException(404, f"unknown product {sku!r}")
+    raw = (await form_fields(request)).get("quantity", "")
+    try:
+        level = await ingress.set_stock(sku, StockUpdate(quantity=raw))  # type: ignore[arg-type]
+        error = None
+    except ValidationError:
+        level, error = (await ingress.all_stock())[sku], "a whole number, 0 or more"
+    context = {"level": level, "error": error}
+    return templates.TemplateResponse(
+        request, "_stock_row.html", context, status_code=422 if error else 200
+    )

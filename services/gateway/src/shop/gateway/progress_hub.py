@@ -1,4 +1,5 @@
-"""One Valkey subscription per gateway process, fanned out to every SSE client in it."""
+"""Live progress from Valkey: one subscription per gateway process, fanned out to every SSE
+client in it, plus reads of an order's short history for clients that reconnect."""
 
 import asyncio
 import contextlib
@@ -9,17 +10,20 @@ from collections.abc import Iterator
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from shop.shared import names
+from shop.shared import progress_feed as feed
 from shop.shared.models import OrderStatus
 
 log = logging.getLogger(__name__)
 
 
 class ProgressHub:
-    def __init__(self, valkey_url: str) -> None:
+    def __init__(self, valkey_url: str, timeout: float = 1.0) -> None:
         self.valkey_url = valkey_url
+        self.valkey = redis.Redis.from_url(
+            valkey_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
         self.listeners: defaultdict[str, set[asyncio.Queue[OrderStatus]]] = defaultdict(set)
-        self.connected = asyncio.Event()
+        self.connected = False
 
     @contextlib.contextmanager
     def listen(self, order_id: str) -> Iterator[asyncio.Queue[OrderStatus]]:
@@ -32,6 +36,15 @@ class ProgressHub:
             if not self.listeners[order_id]:
                 del self.listeners[order_id]
 
+    async def history(self, order_id: str, after: int) -> list[OrderStatus]:
+        """The order's events after seq `after`, oldest first; [] when Valkey has none."""
+        try:
+            entries = await self.valkey.xrange(feed.history_key(order_id), min=f"(0-{after}")
+        except RedisError as e:
+            log.warning("progress history for %s unavailable: %s", order_id, e)
+            return []
+        return [OrderStatus.model_validate_json(fields[b"status"]) for _, fields in entries]
+
     def dispatch(self, raw: bytes) -> None:
         try:
             status = OrderStatus.model_validate_json(raw)
@@ -42,23 +55,27 @@ class ProgressHub:
             queue.put_nowait(status)
 
     async def run(self) -> None:
-        """Subscribe and forward until cancelled, reconnecting whenever Valkey goes away."""
+        """Subscribe and forward until cancelled, reconnecting whenever Valkey goes away.
+        Clients miss nothing meanwhile: they fall back to reading the durable status."""
         backoff = 0.1
         while True:
-            client = redis.Redis.from_url(self.valkey_url, health_check_interval=10)
+            client = redis.Redis.from_url(self.valkey_url, health_check_interval=5)
             try:
                 async with client.pubsub() as pubsub:
-                    await pubsub.subscribe(names.PROGRESS_CHANNEL)
-                    self.connected.set()
-                    backoff = 0.1
-                    log.info("subscribed to %s", names.PROGRESS_CHANNEL)
+                    await pubsub.subscribe(feed.CHANNEL)
+                    self.connected, backoff = True, 0.1
+                    log.info("subscribed to %s", feed.CHANNEL)
                     async for message in pubsub.listen():
                         if message["type"] == "message":
                             self.dispatch(message["data"])
             except (RedisError, OSError) as e:
-                self.connected.clear()
-                log.warning("Valkey subscription lost (%s); retrying in %.1fs", e, backoff)
+                if self.connected:
+                    log.warning("Valkey subscription lost (%s); reconnecting", e)
+                self.connected = False
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5)
+                backoff = min(backoff * 2, 2)
             finally:
                 await client.aclose()
+
+    async def aclose(self) -> None:
+        await self.valkey.aclose()

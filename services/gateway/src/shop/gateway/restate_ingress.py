@@ -1,6 +1,7 @@
 """The gateway's calls to Restate: every ingress/admin URL and error mapping lives here."""
 
 import asyncio
+from typing import Any
 
 import httpx
 from pydantic import BaseModel
@@ -87,6 +88,30 @@ class RestateIngress:
     async def set_stock(self, sku: str, update: StockUpdate) -> StockLevel:
         response = await self._post(f"/{names.INVENTORY}/{sku}/restock", update)
         return StockLevel.model_validate_json(response.content)
+
+    async def recent_orders(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest first, with each run's invocation id and latest progress: Restate's own SQL
+        introspection is the order index, so there is no second store to keep in step."""
+        sql = (
+            "SELECT i.id, i.target_service_key AS order_id, i.created_at, s.value_utf8 AS progress"
+            " FROM sys_invocation i LEFT JOIN state s ON s.service_name = i.target_service_name"
+            " AND s.service_key = i.target_service_key AND s.key = 'status'"
+            f" WHERE i.target_service_name = '{names.FULFILMENT}' AND i.target_handler_name = 'run'"
+            f" ORDER BY i.created_at DESC LIMIT {int(limit)}"
+        )
+        try:
+            response = await self.admin.post(
+                "/query", json={"query": sql}, headers={"accept": "application/json"}
+            )
+        except httpx.HTTPError as e:
+            raise RestateUnavailable(f"Restate admin unreachable: {e!r}") from e
+        if not response.is_success:
+            raise RestateUnavailable(f"Restate admin answered {response.status_code}")
+        rows = response.json()["rows"]
+        for row in rows:
+            progress = row.pop("progress")
+            row["status"] = OrderStatus.model_validate_json(progress) if progress else None
+        return rows
 
     async def missing_services(self) -> set[str]:
         """Services not yet registered, or all of them when Restate does not answer."""

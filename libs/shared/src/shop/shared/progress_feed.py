@@ -1,0 +1,21 @@
+"""Where live progress goes in Valkey, shared by the publisher (fulfilment) and the readers
+(gateway): one pub/sub channel for the deployment, plus a short per-order history stream so
+a browser that reconnects gets exactly the events it missed.
+
+History entries use the progress seq as their stream id (`0-<seq>`), so a re-sent event
+cannot be added twice: Valkey refuses an id that is not greater than the last one.
+"""
+
+from shop.shared.models import OrderStatus
+
+CHANNEL = "shop:order-progress"
+HISTORY_MAXLEN = 32  # far more than an order's steps
+HISTORY_TTL_SECONDS = 3600
+
+
+def history_key(order_id: str) -> str:
+    return f"shop:order-progress:{order_id}"
+
+
+def entry_id(status: OrderStatus) -> str:
+    return f"0-{status.seq}"
