@@ -38,6 +38,7 @@ def stack(
         restate_env=MODES[request.param],
         service_env={
             "CANCEL_WINDOW_SECONDS": str(CANCEL_WINDOW_SECONDS),
+            "SSE_PING_SECONDS": "1",
             "CRASH_POINTS_DIR": str(state / "crash"),
         },
     )

@@ -4,6 +4,8 @@ import re
 
 import httpx
 
+from shop.dev.stack import Stack
+
 from .helpers import customer, final_status, track
 
 
@@ -65,3 +67,31 @@ def test_order_page_streams_progress_fragments(gateway: httpx.Client) -> None:
     with gateway.stream("GET", f"/orders/{order_id}/stream") as stream:
         text = "".join(stream.iter_text())
     assert "event: done" in text and 'data-status="completed"' in text
+
+
+def test_cart_summary_prices_lines_from_the_catalog(gateway: httpx.Client) -> None:
+    summary = gateway.post("/cart", data={"qty.mug-classic": "2", "qty.cap-navy": "1"}).text
+    assert "2 \u00d7 Classic mug" in summary and "42.00 EUR" in summary
+    assert "empty" in gateway.post("/cart", data={"qty.mug-classic": "0"}).text
+
+
+def test_operator_page_needs_the_token_and_lists_orders_and_stock(
+    gateway: httpx.Client, stack: Stack
+) -> None:
+    denied = gateway.get("/admin")
+    assert denied.status_code == 401 and denied.headers["www-authenticate"].startswith("Basic")
+    token = stack.shared_env()["ADMIN_TOKEN"]
+    assert gateway.get("/admin", auth=("admin", "wrong")).status_code == 401
+    form = {"customer_email": customer(), "qty.sticker-pack": "1"}
+    location = gateway.post("/orders", data=form).headers["location"]
+    order_id = track(location.rsplit("/", 1)[1], form["customer_email"])
+    final_status(gateway, order_id)
+
+    page = gateway.get("/admin", auth=("admin", token)).text
+    assert order_id in page and "/ui/invocations/inv_" in page
+    assert 'data-sku="poster-a2"' in page
+    row = gateway.post("/admin/stock/poster-a2", data={"quantity": "9"}, auth=("admin", token))
+    assert row.status_code == 200 and ">9<" in row.text
+    bad = gateway.post("/admin/stock/poster-a2", data={"quantity": "-2"}, auth=("admin", token))
+    assert bad.status_code == 422 and 'class="error"' in bad.text
+    assert gateway.post("/admin/stock/poster-a2", data={"quantity": "3"}).status_code == 401
