@@ -17,11 +17,11 @@ def test_reconnect_with_last_event_id_gets_exactly_what_was_missed(gateway: http
     order_id = place(gateway, [{"product_id": "sticker-pack", "quantity": 1}])
     url = f"/api/orders/{order_id}/events"
     with connect_sse(gateway, "GET", url) as source:
-        first = next(e for e in source.iter_sse() if e.event)  # then the browser goes away
+        first = next(e for e in source.iter_sse() if e.data)  # then the browser goes away
     final = final_status(gateway, order_id)
 
     with connect_sse(gateway, "GET", url, headers={"Last-Event-ID": first.id}) as source:
-        missed = [e for e in source.iter_sse() if e.event]
+        missed = [e for e in source.iter_sse() if e.data]  # pings carry no data
     ids = [int(e.id) for e in missed]
     assert ids == list(range(int(first.id) + 1, ids[-1] + 1)), "every missed event, once, in order"
     assert missed[-1].event == "complete" and missed[-1].json()["status"] == final["status"]
@@ -36,7 +36,9 @@ def test_one_valkey_subscription_serves_every_client(stack: Stack, gateway: http
 
             async def follow(order_id: str) -> list[str]:
                 async with aconnect_sse(client, "GET", f"/api/orders/{order_id}/events") as source:
-                    return [e.event async for e in source.aiter_sse() if e.event]
+                    return [
+                        e.event async for e in source.aiter_sse() if e.data
+                    ]  # pings carry no data
 
             tasks = [asyncio.create_task(follow(o)) for o in orders]
             await asyncio.sleep(0.5)  # all ten streams are open now, orders still in flight
@@ -67,7 +69,7 @@ def test_orders_complete_with_valkey_down_and_streams_catch_up(
     try:
         order_id = place(gateway, [{"product_id": "sticker-pack", "quantity": 1}])
         with connect_sse(gateway, "GET", f"/api/orders/{order_id}/events") as source:
-            events = [e for e in source.iter_sse() if e.event]
+            events = [e for e in source.iter_sse() if e.data]  # pings carry no data
         assert events[-1].event == "complete"  # from the durable status, read while waiting
         assert gateway.get("/readyz").json()["live_updates"] == "reconnecting"
     finally:
@@ -76,5 +78,5 @@ def test_orders_complete_with_valkey_down_and_streams_catch_up(
 
     order_id = place(gateway, [{"product_id": "sticker-pack", "quantity": 1}])
     with connect_sse(gateway, "GET", f"/api/orders/{order_id}/events") as source:
-        names = [e.event for e in source.iter_sse() if e.event]
+        names = [e.event for e in source.iter_sse() if e.data]  # pings carry no data
     assert names[-1] == "complete" and "progress" in names

@@ -191,6 +191,7 @@ class Stack:
             f"logfile={logs / 'supervisord.log'}",
             f"pidfile={self.state / 'supervisord.pid'}",
             f"childlogdir={logs}",
+            "minfds=16384",  # thousands of SSE clients need as many sockets
             "[unix_http_server]",
             f"file={self.state / 'supervisor.sock'}",
             "[rpcinterface:supervisor]",

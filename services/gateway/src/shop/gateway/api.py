@@ -4,10 +4,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Response
 from fastapi.responses import JSONResponse
-from sse_starlette import EventSourceResponse
 
 from shop.gateway.deps import Hub, Ingress, Settings, require_admin
-from shop.gateway.events import event_name, follow, last_event_id, nothing_left
+from shop.gateway.events import event_name, event_stream
 from shop.gateway.orders import (
     ORDER_ID_PATTERN,
     IdempotencyKey,
@@ -57,21 +56,14 @@ async def order_events(
     ingress: Ingress,
     hub: Hub,
     settings: Settings,
-    last_event_id_header: Annotated[str | None, Header(alias="last-event-id")] = None,
-) -> EventSourceResponse | Response:
-    last_seen = last_event_id(last_event_id_header)
-    if nothing_left(await ingress.order_status(order_id), last_seen):  # 404 for unknown ids
-        return Response(status_code=204)
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Response:
+    def render(status: OrderStatus) -> dict[str, str]:
+        return {"event": event_name(status), "data": status.model_dump_json(exclude={"seq"})}
 
-    async def stream():  # type: ignore[no-untyped-def]
-        async for status in follow(ingress, hub, order_id, last_seen):
-            yield {
-                "event": event_name(status),
-                "id": str(status.seq),
-                "data": status.model_dump_json(exclude={"seq"}),
-            }
-
-    return EventSourceResponse(stream(), ping=settings.sse_ping_seconds)
+    return await event_stream(
+        ingress, hub, order_id, last_event_id, render, settings.sse_ping_seconds
+    )
 
 
 @router.post("/orders/{order_id}/cancel", response_model=None)

@@ -2,19 +2,25 @@
 
 A first connection gets the durable snapshot (the workflow's own state); a reconnection
 (Last-Event-ID: n) gets the events after n from the Valkey history, or, when Valkey has
-none, the durable snapshot. Live events come from the ProgressHub; when none arrive for a
-while the durable status is read again, so a lost push (Valkey down) delays an update but
-never loses it.
+none, the durable snapshot. Live events come from the ProgressHub. The durable status is
+read again when the hub's Valkey connection drops or comes back, every few seconds while it
+is down, and after a long silence otherwise (a push the workflow could not make), so a lost
+push delays an update but never loses it, without polling Restate for every idle stream.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Callable
+
+from fastapi import Response
+from sse_starlette import EventSourceResponse
 
 from shop.gateway.progress_hub import ProgressHub
 from shop.gateway.restate_ingress import RestateIngress
 from shop.shared.models import OrderStatus
 
-POLL_SECONDS = 3.0
+POLL_SECONDS_WHILE_VALKEY_DOWN = 3.0
+POLL_SECONDS_WHEN_SILENT = 60.0
 
 
 async def follow(
@@ -32,22 +38,38 @@ async def follow(
                 yield status
         status = snapshot
         while not status.is_final:
+            quiet = POLL_SECONDS_WHEN_SILENT * random.uniform(1, 1.2)  # spread the re-reads
+            timeout = quiet if hub.connected else POLL_SECONDS_WHILE_VALKEY_DOWN
             try:
-                status = await asyncio.wait_for(queue.get(), timeout=POLL_SECONDS)
+                update = await asyncio.wait_for(queue.get(), timeout=timeout)
             except TimeoutError:
-                status = await ingress.order_status(order_id)
+                update = None
+            status = update or await ingress.order_status(order_id)
             if status.seq > seen:
                 seen = status.seq
                 yield status
 
 
-def nothing_left(snapshot: OrderStatus, last_seen: int | None) -> bool:
-    """The client has seen the final event already; a 204 tells EventSource to stop."""
-    return snapshot.is_final and last_seen is not None and last_seen >= snapshot.seq
+async def event_stream(
+    ingress: RestateIngress,
+    hub: ProgressHub,
+    order_id: str,
+    last_event_id: str | None,
+    render: Callable[[OrderStatus], dict[str, str]],
+    ping_seconds: int,
+) -> Response:
+    """An SSE response of `render(status)` events; 404 for unknown orders, and 204 (which
+    tells EventSource to stop reconnecting) once the client has seen the final event."""
+    last_seen = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+    snapshot = await ingress.order_status(order_id)
+    if snapshot.is_final and last_seen is not None and last_seen >= snapshot.seq:
+        return Response(status_code=204)
 
+    async def events() -> AsyncIterator[dict[str, str]]:
+        async for status in follow(ingress, hub, order_id, last_seen):
+            yield {"id": str(status.seq), **render(status)}
 
-def last_event_id(header: str | None) -> int | None:
-    return int(header) if header and header.isdigit() else None
+    return EventSourceResponse(events(), ping=ping_seconds)
 
 
 def event_name(status: OrderStatus) -> str:

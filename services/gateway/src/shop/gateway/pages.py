@@ -8,11 +8,10 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
-from sse_starlette import EventSourceResponse
 
 from shop.gateway.deps import Hub, Ingress, Settings, require_admin
 from shop.gateway.errors import field_errors
-from shop.gateway.events import follow, last_event_id, nothing_left
+from shop.gateway.events import event_stream
 from shop.gateway.orders import (
     ORDER_ID_PATTERN,
     OrderItem,
@@ -154,22 +153,20 @@ async def order_stream(
     ingress: Ingress,
     hub: Hub,
     settings: Settings,
-    last_event_id_header: Annotated[str | None, Header(alias="last-event-id")] = None,
-) -> EventSourceResponse | Response:
-    """The order page's live region: each event is the progress fragment, rendered."""
-    last_seen = last_event_id(last_event_id_header)
-    if nothing_left(await ingress.order_status(order_id), last_seen):
-        return Response(status_code=204)
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The order page's live region: each event is the progress fragment, rendered; the
+    final one is named `done`, which the page's sse-close listens for."""
 
-    async def stream():  # type: ignore[no-untyped-def]
-        async for status in follow(ingress, hub, order_id, last_seen):
-            yield {
-                "event": "done" if status.is_final else "progress",
-                "id": str(status.seq),
-                "data": progress_fragment(status),
-            }
+    def render(status: OrderStatus) -> dict[str, str]:
+        return {
+            "event": "done" if status.is_final else "progress",
+            "data": progress_fragment(status),
+        }
 
-    return EventSourceResponse(stream(), ping=settings.sse_ping_seconds)
+    return await event_stream(
+        ingress, hub, order_id, last_event_id, render, settings.sse_ping_seconds
+    )
 
 
 @router.get("/admin", response_class=HTMLResponse, dependencies=[Depends(require_admin)])

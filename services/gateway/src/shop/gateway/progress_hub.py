@@ -14,6 +14,7 @@ from shop.shared import progress_feed as feed
 from shop.shared.models import OrderStatus
 
 log = logging.getLogger(__name__)
+Queue = asyncio.Queue[OrderStatus | None]
 
 
 class ProgressHub:
@@ -22,12 +23,14 @@ class ProgressHub:
         self.valkey = redis.Redis.from_url(
             valkey_url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
-        self.listeners: defaultdict[str, set[asyncio.Queue[OrderStatus]]] = defaultdict(set)
+        # Each client's queue gets the order's events, and None when live updates were (or
+        # may have been) interrupted: the signal to re-read the durable status.
+        self.listeners: defaultdict[str, set[Queue]] = defaultdict(set)
         self.connected = False
 
     @contextlib.contextmanager
-    def listen(self, order_id: str) -> Iterator[asyncio.Queue[OrderStatus]]:
-        queue: asyncio.Queue[OrderStatus] = asyncio.Queue()
+    def listen(self, order_id: str) -> Iterator[Queue]:
+        queue: Queue = asyncio.Queue()
         self.listeners[order_id].add(queue)
         try:
             yield queue
@@ -44,6 +47,15 @@ class ProgressHub:
             log.warning("progress history for %s unavailable: %s", order_id, e)
             return []
         return [OrderStatus.model_validate_json(fields[b"status"]) for _, fields in entries]
+
+    def set_connected(self, connected: bool) -> None:
+        """Every change wakes all clients to re-read the durable status: after an outage
+        they may have missed events, and during one they must poll."""
+        if connected != self.connected:
+            self.connected = connected
+            for queues in self.listeners.values():
+                for queue in queues:
+                    queue.put_nowait(None)
 
     def dispatch(self, raw: bytes) -> None:
         try:
@@ -63,7 +75,8 @@ class ProgressHub:
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(feed.CHANNEL)
-                    self.connected, backoff = True, 0.1
+                    self.set_connected(True)
+                    backoff = 0.1
                     log.info("subscribed to %s", feed.CHANNEL)
                     async for message in pubsub.listen():
                         if message["type"] == "message":
@@ -71,7 +84,7 @@ class ProgressHub:
             except (RedisError, OSError) as e:
                 if self.connected:
                     log.warning("Valkey subscription lost (%s); reconnecting", e)
-                self.connected = False
+                self.set_connected(False)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2)
             finally:

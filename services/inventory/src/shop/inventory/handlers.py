@@ -78,28 +78,30 @@ async def reserve(ctx: ObjectContext, request: Reservation) -> ReservationResult
     )
 
 
-@inventory.handler()
-async def release(ctx: ObjectContext, ref: OrderRef) -> StockLevel:
-    """Put an order's reservation back on the shelf; nothing to do if it holds none."""
+async def settle(ctx: ObjectContext, ref: OrderRef, sold: bool) -> StockLevel:
+    """Ends an order's reservation: sold, or back on the shelf. No-op if it holds none."""
     stock, held = await level(ctx)
     quantity = held.pop(ref.order_id, 0)
     if quantity:
-        stock.available += quantity
         stock.reserved -= quantity
+        if sold:
+            stock.sold += quantity
+        else:
+            stock.available += quantity
         save(ctx, stock, held)
     return stock
+
+
+@inventory.handler()
+async def release(ctx: ObjectContext, ref: OrderRef) -> StockLevel:
+    """The order failed or was cancelled: its reservation goes back on the shelf."""
+    return await settle(ctx, ref, sold=False)
 
 
 @inventory.handler()
 async def commit(ctx: ObjectContext, ref: OrderRef) -> StockLevel:
     """The order is paid: its reservation becomes sold."""
-    stock, held = await level(ctx)
-    quantity = held.pop(ref.order_id, 0)
-    if quantity:
-        stock.sold += quantity
-        stock.reserved -= quantity
-        save(ctx, stock, held)
-    return stock
+    return await settle(ctx, ref, sold=True)
 
 
 @inventory.handler()

@@ -1,0 +1,217 @@
+"""SSE fan-out benchmark: N browsers, each following its own order, on one gateway process.
+
+It starts the real stack (like the e2e tests) with a one-hour cancellation window, so every
+order waits in flight; opens N SSE streams; then publishes progress events for all orders
+through Valkey, the way the workflow does, stamped with the time of publishing. It prints
+the connections held, the gateway's memory per connection and the publish-to-client lag,
+next to a baseline measured in the same run: a bare Valkey subscriber receiving the same
+events with no gateway in between.
+
+    ./task bench -- --clients 5000
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import redis.asyncio as redis
+
+from shop.dev.stack import Ports, Stack
+from shop.shared import progress_feed
+from shop.shared.models import OrderStatus
+
+BENCH_SEQ = 1000  # above any real step, so the gateway forwards them as news
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def place_orders(stack: Stack, n: int) -> list[str]:
+    admin = {"Authorization": f"Bearer {stack.shared_env()['ADMIN_TOKEN']}"}
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60, limits=limits) as client:
+        stock = await client.put(
+            "/api/admin/products/sticker-pack/stock", json={"quantity": 10 * n}, headers=admin
+        )
+        stock.raise_for_status()
+        gate = asyncio.Semaphore(64)
+
+        async def place(i: int) -> str:
+            body = {
+                "customer_email": f"bench{i}@example.com",
+                "items": [{"product_id": "sticker-pack", "quantity": 1}],
+            }
+            async with gate:
+                response = await client.post("/api/orders", json=body)
+            response.raise_for_status()
+            return response.json()["order_id"]
+
+        return await asyncio.gather(*(place(i) for i in range(n)))
+
+
+class Client:
+    """One browser: a raw HTTP/1.1 SSE reader (cheap, so the generator is not the bottleneck)."""
+
+    def __init__(self, port: int, order_id: str) -> None:
+        self.port, self.order_id = port, order_id
+        self.connected = asyncio.Event()
+        self.lags_ms: list[float] = []
+
+    async def run(self, stop: asyncio.Event) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        writer.write(
+            f"GET /api/orders/{self.order_id}/events HTTP/1.1\r\nHost: bench\r\n"
+            "Accept: text/event-stream\r\n\r\n".encode()
+        )
+        await writer.drain()
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                read = asyncio.ensure_future(reader.readline())
+                await asyncio.wait({read, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not read.done():
+                    read.cancel()
+                    break
+                line = read.result()
+                if not line:
+                    break
+                if line.startswith(b"data:"):
+                    self.connected.set()
+                    status = json.loads(line[5:])
+                    if status["message"].startswith("bench:"):
+                        sent = int(status["message"][6:])
+                        self.lags_ms.append((time.time_ns() - sent) / 1e6)
+        finally:
+            stopping.cancel()
+            writer.close()
+
+
+def event(order_id: str, seq: int) -> str:
+    return OrderStatus(
+        order_id=order_id,
+        status="running",
+        step="reserved",
+        percent=45,
+        message=f"bench:{time.time_ns()}",
+        seq=seq,
+    ).model_dump_json()
+
+
+async def publish_rounds(valkey: redis.Redis, orders: list[str], rounds: int) -> None:
+    for r in range(rounds):
+        async with valkey.pipeline(transaction=False) as pipe:
+            for order_id in orders:
+                pipe.publish(progress_feed.CHANNEL, event(order_id, BENCH_SEQ + r))
+            await pipe.execute()
+        await asyncio.sleep(1.0)
+
+
+async def baseline(stack: Stack, orders: list[str], rounds: int) -> list[float]:
+    """The same events to one bare Valkey subscriber: the floor the gateway adds to."""
+    valkey = redis.Redis(port=stack.ports.valkey)
+    lags: list[float] = []
+    async with valkey.pubsub() as pubsub:
+        await pubsub.subscribe(progress_feed.CHANNEL)
+        await pubsub.get_message(timeout=1)  # the subscribe confirmation
+        publisher = asyncio.create_task(publish_rounds(valkey, orders, rounds))
+        expected = len(orders) * rounds
+        while len(lags) < expected:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+            if message is None:
+                break
+            status = json.loads(message["data"])
+            if status["message"].startswith("bench:"):
+                lags.append((time.time_ns() - int(status["message"][6:])) / 1e6)
+        await publisher
+    await valkey.aclose()
+    return lags
+
+
+async def measure(stack: Stack, gateway_pid: int, n: int, rounds: int) -> None:
+    started = time.monotonic()
+    orders = await place_orders(stack, n)
+    print(
+        f"placed {n} orders in {time.monotonic() - started:.1f}s (each held in its cancel window)"
+    )
+
+    base = await baseline(stack, orders[: min(n, 1000)], rounds)
+
+    rss_before = rss_kib(gateway_pid)
+    stop = asyncio.Event()
+    clients = [Client(stack.ports.gateway, o) for o in orders]
+    tasks = [asyncio.create_task(c.run(stop)) for c in clients]
+    started = time.monotonic()
+    await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in clients)), 300)
+    connect_s = time.monotonic() - started
+    rss_after = rss_kib(gateway_pid)
+    held = sum(1 for t in tasks if not t.done())
+
+    valkey = redis.Redis(port=stack.ports.valkey)
+    cpu = time.process_time()
+    await publish_rounds(valkey, orders, rounds)
+    await asyncio.sleep(2)
+    generator_cpu = time.process_time() - cpu
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await valkey.aclose()
+
+    lags = [lag for c in clients for lag in c.lags_ms]
+    print(f"\nSSE fan-out, one gateway process, {n} clients each following its own order")
+    print(f"  connections held        {held} (all connected in {connect_s:.1f}s)")
+    print(
+        f"  gateway RSS             {rss_before / 1024:.0f} MiB idle -> {rss_after / 1024:.0f} MiB"
+    )
+    print(f"  memory per connection   {(rss_after - rss_before) / n:.1f} KiB")
+    print(f"  events delivered        {len(lags)} of {n * rounds} ({rounds} rounds of {n})")
+    for name, values in (("baseline: bare Valkey subscriber", base), ("gateway SSE clients", lags)):
+        if values:
+            print(
+                f"  lag {name:<33} p50 {statistics.median(values):7.1f} ms"
+                f"   p99 {pct(values, 99):7.1f} ms   max {max(values):7.1f} ms"
+            )
+    print(f"  load generator CPU      {generator_cpu:.1f}s over the publish phase")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="shop-bench-") as tmp:
+        stack = Stack(
+            state=Path(tmp),
+            ports=Ports.free(),
+            service_env={"CANCEL_WINDOW_SECONDS": "3600", "LOG_LEVEL": "WARNING"},
+        )
+        log = (Path(tmp) / "supervisord.out").open("w")
+        supervisor = subprocess.Popen(stack.command(), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            stack.wait_ready()
+            gateway_pid = int(stack.ctl("pid", "gateway").strip())
+            asyncio.run(measure(stack, gateway_pid, args.clients, args.rounds))
+        finally:
+            supervisor.send_signal(signal.SIGTERM)
+            supervisor.wait(60)
+            log.close()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
