@@ -60,6 +60,24 @@ class Ports:
         return taken
 
 
+def restate_tracing(env: dict[str, str]) -> dict[str, str]:
+    """RESTATE_TRACING_ENDPOINT for the server (it exports OTLP over gRPC only), derived from
+    the OTEL_* settings the services use when it is not given."""
+    if "RESTATE_TRACING_ENDPOINT" in env:
+        return {"RESTATE_TRACING_ENDPOINT": env["RESTATE_TRACING_ENDPOINT"]}
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if not endpoint:
+        return {}
+    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+    )
+    if protocol != "grpc":  # the collector's OTLP/gRPC port beside its OTLP/HTTP one
+        endpoint = endpoint.removesuffix("/v1/traces").replace(":4318", ":4317")
+    return {"RESTATE_TRACING_ENDPOINT": endpoint}
+
+
 def restate_binary() -> Path:
     if binary := os.environ.get("RESTATE_SERVER_BIN"):
         return Path(binary)
@@ -120,6 +138,7 @@ class Stack:
             "ADMIN_TOKEN": os.environ.get("ADMIN_TOKEN", ADMIN_TOKEN_DEV),
             "RESTATE_REGISTER_FORCE": "true",  # dev: the code at a URL changes in place
             "PYTHONUNBUFFERED": "1",
+            "LOG_FORMAT": "text",  # for a terminal; production logs JSON
             **self.service_env,
         }
 
@@ -142,6 +161,7 @@ class Stack:
                 "RESTATE_ADMIN__BIND_ADDRESS": f"127.0.0.1:{p.admin}",
                 "RESTATE_BIND_ADDRESS": f"127.0.0.1:{p.restate_fabric}",
                 "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
+                **restate_tracing({**os.environ, **self.service_env}),
                 **self.restate_env,
             },
         )

@@ -21,6 +21,8 @@ class Order(BaseModel):
     lines: list[OrderLine] = Field(min_length=1)
     currency: str
     payment_method: str
+    # The trace of the request that placed the order, for links to it (Jaeger).
+    trace_id: str | None = None
 
     @property
     def total_cents(self) -> int:
@@ -115,6 +117,7 @@ class OrderStatus(BaseModel):
     seq: int = Field(ge=0, description="Position in the order's progress; the SSE event id.")
     cancellable: bool = False
     result: FulfilmentResult | None = None
+    trace_id: str | None = None
 
     @property
     def is_final(self) -> bool:

@@ -12,7 +12,9 @@ from hypercorn.config import Config
 from restate.server import install_shutdown_hook
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from shop.shared.logs import setup_logging
 from shop.shared.settings import ServiceSettings
+from shop.shared.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,9 @@ async def _serve(services: Iterable[object], settings: ServiceSettings) -> None:
     await server
 
 
-def run(services: Iterable[object], settings: ServiceSettings) -> None:
-    """Entry point for a Restate service process: serve on h2c, register, stop on SIGTERM."""
+def run(name: str, services: Iterable[object], settings: ServiceSettings) -> None:
+    """Entry point for a Restate service process: telemetry and logs, serve on h2c,
+    register, stop on SIGTERM."""
+    setup_telemetry(name)
+    setup_logging(name, settings.log_level, settings.log_format)
     asyncio.run(_serve(services, settings))

@@ -1,5 +1,7 @@
 """Settings read from the environment (pydantic-settings); the defaults are the local stack's."""
 
+from typing import Literal
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -10,6 +12,7 @@ class ShopSettings(BaseSettings):
     restate_admin_url: str = "http://127.0.0.1:9070"
     valkey_url: str = "redis://127.0.0.1:6379/0"
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"  # the dev stack sets text, for a terminal
 
 
 class ServiceSettings(ShopSettings):

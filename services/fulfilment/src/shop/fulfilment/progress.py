@@ -2,17 +2,18 @@
 to Valkey for live updates, which can never fail or stall the workflow."""
 
 import asyncio
-import logging
 from functools import cache
 
 import redis.asyncio as redis
+import restate
 from restate import RunOptions, WorkflowContext
 
 from shop.fulfilment.settings import settings
 from shop.shared import progress_feed as feed
-from shop.shared.models import FulfilmentResult, OrderState, OrderStatus
+from shop.shared.models import FulfilmentResult, Order, OrderState, OrderStatus
+from shop.shared.telemetry import orders_finished, step
 
-log = logging.getLogger(__name__)
+log = restate.getLogger(__name__)  # silent while the workflow replays
 STATUS_KEY = "status"
 
 
@@ -25,7 +26,15 @@ def valkey() -> redis.Redis:
 
 
 async def push(status: OrderStatus) -> bool:
-    """Append to the order's short history, then publish to live subscribers."""
+    """Append to the order's short history, then publish to live subscribers. Runs once per
+    step (journaled), so it is also where finished orders are counted."""
+    if status.is_final:
+        orders_finished.add(1, {"status": status.status})
+    with step("progress push", status.order_id, **{"shop.order.step": status.step}):
+        return await publish(status)
+
+
+async def publish(status: OrderStatus) -> bool:
     data, key = status.model_dump_json(), feed.history_key(status.order_id)
     try:
         async with asyncio.timeout(settings.progress_push_timeout_seconds):
@@ -46,8 +55,9 @@ class Progress:
     """Reports the order's steps, numbered: the number is the event id the browser sees, the
     same on every replay because the workflow's code path is."""
 
-    def __init__(self, ctx: WorkflowContext, order_id: str) -> None:
-        self.ctx, self.order_id, self.seq, self.step = ctx, order_id, 0, "pending"
+    def __init__(self, ctx: WorkflowContext, order: Order) -> None:
+        self.ctx, self.order_id, self.trace_id = ctx, order.order_id, order.trace_id
+        self.seq, self.step = 0, "pending"
 
     async def __call__(
         self,
@@ -68,7 +78,9 @@ class Progress:
             seq=self.seq,
             cancellable=cancellable,
             result=result,
+            trace_id=self.trace_id,
         )
+        log.info("order %s: %s (%d%%) %s", self.order_id, step, percent, message)
         self.ctx.set(STATUS_KEY, update)
         # Journaled, so a replay does not push again; one attempt: a late push is worthless.
         await self.ctx.run_typed("push-progress", push, RunOptions(max_attempts=1), status=update)

@@ -88,7 +88,7 @@ async def wait_out_cancel_window(ctx: WorkflowContext, seconds: float) -> None:
 async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
     if ctx.key() != order.order_id:
         raise TerminalError("order_id does not match the workflow key", status_code=400)
-    progress = Progress(ctx, order.order_id)
+    progress = Progress(ctx, order)
     window = await ctx.run_typed("cancel-window-seconds", cancel_window)
     await progress("received", 5, "Order received", cancellable=True)
     lines = sorted(order.lines, key=lambda line: line.product_id)  # one global order: no deadlock

@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from shop.gateway import api, errors, pages
 from shop.gateway.deps import Hub, Ingress
@@ -42,6 +43,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 await hub.aclose()
 
     app = FastAPI(title="shop gateway", lifespan=lifespan)
+    # Server spans for every request; the httpx instrumentation (set up with telemetry)
+    # carries the trace context on into Restate's ingress.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,static")
     errors.install(app)
     app.include_router(api.router)
     app.include_router(pages.router)

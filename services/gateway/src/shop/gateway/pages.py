@@ -126,9 +126,11 @@ def form_errors(error: ValidationError, items: list[dict[str, str]]) -> dict[str
 
 
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
-async def order_page(request: Request, order_id: OrderId, ingress: Ingress) -> HTMLResponse:
+async def order_page(
+    request: Request, order_id: OrderId, ingress: Ingress, settings: Settings
+) -> HTMLResponse:
     status = await ingress.order_status(order_id)
-    context = {"status": status, "steps": timeline(status)}
+    context = {"status": status, "steps": timeline(status), "jaeger": settings.jaeger_ui_url}
     return templates.TemplateResponse(request, "order.html", context)
 
 
@@ -172,7 +174,12 @@ async def order_stream(
 @router.get("/admin", response_class=HTMLResponse, dependencies=[Depends(require_admin)])
 async def operator_page(request: Request, ingress: Ingress, settings: Settings) -> HTMLResponse:
     orders, stock = await asyncio.gather(ingress.recent_orders(), ingress.all_stock())
-    context = {"orders": orders, "stock": stock, "restate_ui": settings.restate_ui_url}
+    context = {
+        "orders": orders,
+        "stock": stock,
+        "restate_ui": settings.restate_ui_url,
+        "jaeger": settings.jaeger_ui_url,
+    }
     return templates.TemplateResponse(request, "admin.html", context)
 
 

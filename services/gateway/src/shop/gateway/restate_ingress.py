@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from shop.shared import names
 from shop.shared.catalog import PRODUCTS
 from shop.shared.models import CancelReply, Order, OrderStatus, StockLevel, StockUpdate
+from shop.shared.telemetry import current_ids, orders_started
 
 REQUIRED_SERVICES = frozenset({names.FULFILMENT, names.PAYMENTS, names.INVENTORY, names.EMAIL})
 
@@ -45,9 +46,14 @@ class RestateIngress:
         return response
 
     async def start_order(self, order: Order) -> str:
-        """Start the order's workflow; a second start of the same order id starts nothing."""
+        """Start the order's workflow; a second start of the same order id starts nothing.
+        The order remembers the trace it was placed in, for links to it."""
+        order = order.model_copy(update={"trace_id": current_ids()[0]})
         response = await self._post(f"/{names.FULFILMENT}/{order.order_id}/run/send", order)
-        return response.json()["status"]  # "Accepted" or "PreviouslyAccepted"
+        status = response.json()["status"]  # "Accepted" or "PreviouslyAccepted"
+        if status == "Accepted":
+            orders_started.add(1)
+        return status
 
     async def order_status(self, order_id: str) -> OrderStatus:
         response = await self._post(f"/{names.FULFILMENT}/{order_id}/get_status")

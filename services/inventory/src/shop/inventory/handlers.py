@@ -22,6 +22,7 @@ from shop.shared.models import (
     StockLevel,
     StockUpdate,
 )
+from shop.shared.telemetry import step
 
 inventory = restate.VirtualObject(names.INVENTORY)
 
@@ -58,6 +59,11 @@ def save(ctx: ObjectContext, stock: StockLevel, held: dict[str, int]) -> None:
 
 @inventory.handler()
 async def reserve(ctx: ObjectContext, request: Reservation) -> ReservationResult:
+    with step("inventory reserve", request.order_id, **{"shop.sku": ctx.key()}):
+        return await take(ctx, request)
+
+
+async def take(ctx: ObjectContext, request: Reservation) -> ReservationResult:
     stock, held = await level(ctx)
     if request.order_id not in held:
         if stock.available < request.quantity:
@@ -80,6 +86,13 @@ async def reserve(ctx: ObjectContext, request: Reservation) -> ReservationResult
 
 async def settle(ctx: ObjectContext, ref: OrderRef, sold: bool) -> StockLevel:
     """Ends an order's reservation: sold, or back on the shelf. No-op if it holds none."""
+    with step(
+        "inventory " + ("commit" if sold else "release"), ref.order_id, **{"shop.sku": ctx.key()}
+    ):
+        return await move(ctx, ref, sold)
+
+
+async def move(ctx: ObjectContext, ref: OrderRef, sold: bool) -> StockLevel:
     stock, held = await level(ctx)
     quantity = held.pop(ref.order_id, 0)
     if quantity:

@@ -13,6 +13,7 @@ from shop.payments.stripe_client import stripe_client
 from shop.shared import names
 from shop.shared.crash import crash_point
 from shop.shared.models import Charge, ChargeRequest, Refund
+from shop.shared.telemetry import step
 
 payments = restate.Service(names.PAYMENTS)
 
@@ -39,19 +40,20 @@ def terminal(e: stripe.StripeError, what: str) -> TerminalError:
 
 async def stripe_authorize(request: ChargeRequest) -> Charge:
     try:
-        intent = await stripe_client().v1.payment_intents.create_async(
-            params={
-                "amount": request.amount_cents,
-                "currency": request.currency,
-                "payment_method": request.payment_method,
-                "payment_method_types": ["card"],
-                "capture_method": "manual",
-                "confirm": True,
-                "metadata": {"order_id": request.order_id},
-                "description": f"shop order {request.order_id}",
-            },
-            options={"idempotency_key": idempotency_key(request.order_id, "authorize")},
-        )
+        with step("stripe authorize", request.order_id):
+            intent = await stripe_client().v1.payment_intents.create_async(
+                params={
+                    "amount": request.amount_cents,
+                    "currency": request.currency,
+                    "payment_method": request.payment_method,
+                    "payment_method_types": ["card"],
+                    "capture_method": "manual",
+                    "confirm": True,
+                    "metadata": {"order_id": request.order_id},
+                    "description": f"shop order {request.order_id}",
+                },
+                options={"idempotency_key": idempotency_key(request.order_id, "authorize")},
+            )
     except (stripe.CardError, stripe.InvalidRequestError) as e:
         raise terminal(e, "payment declined") from e
     crash_point("payments-after-authorize")
@@ -60,10 +62,11 @@ async def stripe_authorize(request: ChargeRequest) -> Charge:
 
 async def stripe_capture(charge: Charge) -> Charge:
     try:
-        intent = await stripe_client().v1.payment_intents.capture_async(
-            charge.payment_intent_id,
-            options={"idempotency_key": idempotency_key(charge.order_id, "capture")},
-        )
+        with step("stripe capture", charge.order_id):
+            intent = await stripe_client().v1.payment_intents.capture_async(
+                charge.payment_intent_id,
+                options={"idempotency_key": idempotency_key(charge.order_id, "capture")},
+            )
     except stripe.InvalidRequestError as e:
         raise terminal(e, "capture refused") from e
     crash_point("payments-after-capture")
@@ -73,6 +76,12 @@ async def stripe_capture(charge: Charge) -> Charge:
 async def stripe_refund(charge: Charge) -> Refund:
     """Give the money back whatever state the intent is in: void a hold, refund a capture."""
     client, order_id = stripe_client(), charge.order_id
+    with step("stripe refund", order_id):
+        return await _give_back(client, charge)
+
+
+async def _give_back(client: stripe.StripeClient, charge: Charge) -> Refund:
+    order_id = charge.order_id
     intent = await client.v1.payment_intents.retrieve_async(charge.payment_intent_id)
     if intent.status in {"requires_capture", "requires_confirmation", "requires_action"}:
         await client.v1.payment_intents.cancel_async(

@@ -1,0 +1,103 @@
+"""OpenTelemetry for every shop process, configured only by the standard OTEL_* variables.
+
+- OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES name the process (the resource);
+- OTEL_EXPORTER_OTLP_ENDPOINT (or the per-signal _TRACES_ / _METRICS_ endpoints) turns
+  export on; with none set nothing is exported;
+- OTEL_EXPORTER_OTLP_PROTOCOL picks `grpc` or `http/protobuf` (the spec's default).
+
+httpx (Restate ingress, Stripe) and Valkey/redis calls are traced by their instrumentation
+libraries; FastAPI by its own (the gateway calls `instrument_app`). Inside Restate handlers,
+`step` opens a span under the Restate invocation attempt that is not opened again when the
+handler replays, and times the step in the `shop.step.duration` histogram.
+"""
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from restate.ext.tracing import RestateTracer
+
+ORDER_ID = "shop.order.id"
+meter = metrics.get_meter("shop")
+step_duration = meter.create_histogram(
+    "shop.step.duration", unit="s", description="How long each side-effecting step took"
+)
+orders_started = meter.create_counter("shop.orders.started", description="Orders accepted")
+orders_finished = meter.create_counter(
+    "shop.orders.finished", description="Orders that ended, by status (completed/failed/cancelled)"
+)
+
+
+def _enabled(signal: str) -> bool:
+    if os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").lower() == "none":
+        return False
+    return bool(
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+
+
+def _grpc(signal: str) -> bool:
+    protocol = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+    )
+    return protocol == "grpc"
+
+
+def setup_telemetry(service: str) -> None:
+    """Once per process, before any client is created."""
+    os.environ.setdefault("OTEL_SERVICE_NAME", service)
+    resource = Resource.create()  # reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+    tracer_provider = TracerProvider(resource=resource)
+    if _enabled("TRACES"):
+        if _grpc("TRACES"):
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(tracer_provider)
+
+    readers = []
+    if _enabled("METRICS"):
+        if _grpc("METRICS"):
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+
+    HTTPXClientInstrumentor().instrument()
+    RedisInstrumentor().instrument()
+
+
+def current_ids() -> tuple[str | None, str | None]:
+    """The current trace and span ids, hex, for log lines and links."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None, None
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+@contextmanager
+def step(name: str, order_id: str, **attributes: str) -> Iterator[trace.Span]:
+    """A span for one step of an order, under the Restate invocation attempt (never opened
+    twice: a replaying handler gets a no-op span), timed into `shop.step.duration`.
+    Attributes carry ids only, never personal data."""
+    tracer = RestateTracer(trace.get_tracer("shop"))
+    started = time.perf_counter()
+    try:
+        with tracer.start_as_current_span(
+            name, attributes={ORDER_ID: order_id, **attributes}
+        ) as span:
+            yield span
+    finally:
+        step_duration.record(time.perf_counter() - started, {"step": name})
