@@ -24,6 +24,7 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from restate.ext.tracing import RestateTracer
 
 ORDER_ID = "shop.order.id"
@@ -53,11 +54,21 @@ def _grpc(signal: str) -> bool:
     return protocol == "grpc"
 
 
+class Level1TraceIds(RandomIdGenerator):
+    """Random trace ids, announced with W3C Trace Context level 1 flags (`01`, not `03`).
+    Restate's ingress, like other level-1 parsers, rejects a traceparent whose flags carry
+    the level-2 random-trace-id bit and starts a new trace: the order's trace would break
+    in two at the gateway."""
+
+    def is_trace_id_random(self) -> bool:
+        return False
+
+
 def setup_telemetry(service: str) -> None:
     """Once per process, before any client is created."""
     os.environ.setdefault("OTEL_SERVICE_NAME", service)
     resource = Resource.create()  # reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
-    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider = TracerProvider(resource=resource, id_generator=Level1TraceIds())
     if _enabled("TRACES"):
         if _grpc("TRACES"):
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
