@@ -17,6 +17,9 @@ class TraceIds(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
         record.trace_id, record.span_id = current_ids()
+        record.ids = (
+            f" trace_id={record.trace_id} span_id={record.span_id}" if record.trace_id else ""
+        )
         return True
 
 
@@ -34,8 +37,7 @@ def setup_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
     else:
         handler.setFormatter(
             logging.Formatter(
-                "%(asctime)s %(levelname)-5s %(service)s %(name)s: %(message)s"
-                " trace_id=%(trace_id)s span_id=%(span_id)s"
+                "%(asctime)s %(levelname)-5s %(service)s %(name)s: %(message)s%(ids)s"
             )
         )
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
