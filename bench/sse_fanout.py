@@ -14,9 +14,7 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import statistics
-import subprocess
 import tempfile
 import time
 import uuid
@@ -215,16 +213,9 @@ def main() -> None:
             ports=Ports.free(),
             service_env={"CANCEL_WINDOW_SECONDS": "3600", "LOG_LEVEL": "WARNING"},
         )
-        log = (Path(tmp) / "supervisord.out").open("w")
-        supervisor = subprocess.Popen(stack.command(), stdout=log, stderr=subprocess.STDOUT)
-        try:
-            stack.wait_ready()
+        with stack.running():
             gateway_pid = int(stack.ctl("pid", "gateway").strip())
             asyncio.run(measure(stack, gateway_pid, args.clients, args.rounds))
-        finally:
-            supervisor.send_signal(signal.SIGTERM)
-            supervisor.wait(60)
-            log.close()
 
 
 if __name__ == "__main__":

@@ -3,9 +3,6 @@ services, on free ports in a temporary folder, started by the same code as `./ta
 
 import json
 import mailbox
-import os
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,18 +39,8 @@ def stack(
             "CRASH_POINTS_DIR": str(state / "crash"),
         },
     )
-    log = (stack.state / "supervisord.out").open("w")
-    process = subprocess.Popen(stack.command(), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        stack.wait_ready(timeout=90)
+    with stack.running(timeout=90):
         yield stack
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,6 @@
 no handler span twice when Restate replays the workflow. Runs its own stacks, exporting to
 an OTLP receiver in this process."""
 
-import signal
-import subprocess
 from collections.abc import Iterator
 
 import httpx
@@ -56,15 +54,8 @@ def traced(
             "CANCEL_WINDOW_SECONDS": "0",
         },
     )
-    log = (stack.state / "supervisord.out").open("w")
-    process = subprocess.Popen(stack.command(), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        stack.wait_ready(timeout=90)
+    with stack.running(timeout=90):
         yield stack
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-        log.close()
 
 
 def url(span: Span) -> str:

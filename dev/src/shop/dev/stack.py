@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -264,6 +266,21 @@ class Stack:
             check=False,
         )
         return result.stdout
+
+    @contextmanager
+    def running(self, timeout: float = 120) -> Iterator["Stack"]:
+        """The stack in the background (tests, benchmarks): ready on entry, stopped on exit."""
+        with (self.state / "supervisord.out").open("w") as log:
+            process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+            try:
+                self.wait_ready(timeout)
+                yield self
+            finally:
+                process.send_signal(signal.SIGTERM)  # supervisord stops every program
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
 
     def wait_ready(self, timeout: float = 120) -> None:
         """Until the gateway says Restate answers and every service is registered."""
