@@ -118,6 +118,11 @@ def test_one_order_is_one_connected_trace_across_every_service(
         assert len(mine) == count, f"{name}: {len(mine)} spans, expected {count} (no replays)"
         assert all(s.attributes.get("shop.order.id") == order_id for s in mine)
 
+    # Log lines inside the workflow carry its trace (the attempt's span when no step's is open).
+    log = (traced.state / "logs" / "fulfilment.log").read_text()
+    done = [line for line in log.splitlines() if f"order {order_id}: completed" in line]
+    assert len(done) == 1 and f"trace_id={trace_id}" in done[0], done
+
     for s in spans:  # no personal data in any span
         assert all(email not in str(v) for v in s.attributes.values()), (s.name, s.attributes)
 

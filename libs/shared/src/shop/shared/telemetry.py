@@ -25,9 +25,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from restate import Context
 from restate.ext.tracing import RestateTracer
+from restate.server_context import current_context
 
 ORDER_ID = "shop.order.id"
+_propagator = TraceContextTextMapPropagator()
 meter = metrics.get_meter("shop")
 step_duration = meter.create_histogram(
     "shop.step.duration", unit="s", description="How long each side-effecting step took"
@@ -91,11 +95,22 @@ def setup_telemetry(service: str) -> None:
 
 
 def current_ids() -> tuple[str | None, str | None]:
-    """The current trace and span ids, hex, for log lines and links."""
+    """The current trace and span ids, hex, for log lines and links: the current span's, or
+    inside a Restate handler outside any span of ours, the invocation attempt's."""
     context = trace.get_current_span().get_span_context()
+    if not context.is_valid and (handler := _restate_handler()) is not None:
+        attempt = _propagator.extract(handler.request().attempt_headers)
+        context = trace.get_current_span(attempt).get_span_context()
     if not context.is_valid:
         return None, None
     return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+def _restate_handler() -> Context | None:
+    try:
+        return current_context()
+    except LookupError:  # not inside a Restate invocation
+        return None
 
 
 @contextmanager
