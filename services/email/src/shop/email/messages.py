@@ -2,16 +2,12 @@
 
 from email.message import EmailMessage
 
-from shop.shared.models import EmailRequest
+from shop.shared.models import EmailRequest, money
 
 
 def message_id(order_id: str, kind: str) -> str:
     """Stable per order and kind: a resent message is recognisably the same message."""
     return f"<{order_id}.{kind}@shop.example>"
-
-
-def money(cents: int, currency: str) -> str:
-    return f"{cents / 100:.2f} {currency.upper()}"
 
 
 SUBJECTS = {
@@ -46,7 +42,7 @@ def compose(request: EmailRequest, sender: str) -> EmailMessage:
     msg["Message-ID"] = message_id(request.order_id, request.kind)
     lines = "\n".join(
         f"  {line.quantity} x {line.name} ({line.product_id})"
-        f"  {money(line.quantity * line.unit_price_cents, request.currency)}"
+        f"  {money(line.total_cents, request.currency)}"
         for line in request.lines
     )
     msg.set_content(

@@ -18,7 +18,7 @@ from datetime import timedelta
 import restate
 from restate import TerminalError, WorkflowContext, WorkflowSharedContext
 
-from shop.fulfilment.progress import Progress
+from shop.fulfilment.progress import STATUS_KEY, Progress
 from shop.fulfilment.settings import settings
 from shop.shared import calls, names
 from shop.shared.models import (
@@ -31,6 +31,7 @@ from shop.shared.models import (
     Order,
     OrderStatus,
     Reservation,
+    money,
 )
 
 fulfilment = restate.Workflow(names.FULFILMENT)
@@ -48,10 +49,6 @@ class OrderCancelled(TerminalError):
 
 def cancel_window() -> float:
     return settings.cancel_window_seconds
-
-
-def money(order: Order) -> str:
-    return f"{order.total_cents / 100:.2f} {order.currency.upper()}"
 
 
 async def notify(ctx: WorkflowContext, order: Order, kind: EmailKind, reason: str | None) -> str:
@@ -91,6 +88,7 @@ async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
     progress = Progress(ctx, order)
     window = await ctx.run_typed("cancel-window-seconds", cancel_window)
     await progress("received", 5, "Order received", cancellable=True)
+    total = money(order.total_cents, order.currency)
     lines = sorted(order.lines, key=lambda line: line.product_id)  # one global order: no deadlock
     undo: list[Callable[[], Awaitable[object]]] = []
     try:
@@ -104,7 +102,7 @@ async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
             ),
         )
         undo.append(lambda: calls.refund(ctx, charge))
-        await progress("authorized", 25, f"{money(order)} held on your card", cancellable=True)
+        await progress("authorized", 25, f"{total} held on your card", cancellable=True)
         for line in lines:
             sku = line.product_id
             undo.append(lambda sku=sku: calls.release(ctx, sku, order.order_id))
@@ -124,7 +122,7 @@ async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
         charge = await calls.capture(ctx, charge)
     except TerminalError as e:  # e.g. the hold expired: give everything back
         return await unwind(ctx, order, progress, undo, e, decided=True)
-    await progress("charged", 70, f"{money(order)} charged")
+    await progress("charged", 70, f"{total} charged")
     for line in lines:
         await calls.commit(ctx, line.product_id, order.order_id)
     mailed = await notify(ctx, order, "confirmation", None)
@@ -160,7 +158,7 @@ async def unwind(
 @fulfilment.handler()
 async def get_status(ctx: WorkflowSharedContext) -> OrderStatus:
     """The order's latest progress; status `pending` with seq 0 before the run reports any."""
-    status = await ctx.get("status", type_hint=OrderStatus)
+    status = await ctx.get(STATUS_KEY, type_hint=OrderStatus)
     return status or OrderStatus(
         order_id=ctx.key(),
         status="pending",

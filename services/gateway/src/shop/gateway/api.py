@@ -91,10 +91,7 @@ async def list_products(ingress: Ingress) -> list[dict[str, Any]]:
             "name": p.name,
             "price_cents": p.price_cents,
             "currency": p.currency,
-            "available": stock[p.product_id].available,
-            "reserved": stock[p.product_id].reserved,
-            "sold": stock[p.product_id].sold,
-            "stocked": stock[p.product_id].stocked,
+            **stock[p.product_id].model_dump(exclude={"sku"}),  # available, reserved, sold...
         }
         for p in PRODUCTS
     ]

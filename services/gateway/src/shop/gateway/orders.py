@@ -39,10 +39,7 @@ class OrderRequest(BaseModel):
     @field_validator("items")
     @classmethod
     def total_per_product_in_range(cls, items: list[OrderItem]) -> list[OrderItem]:
-        totals: dict[str, int] = {}
-        for item in items:
-            totals[item.product_id] = totals.get(item.product_id, 0) + item.quantity
-        if any(total > MAX_QUANTITY for total in totals.values()):
+        if any(line.quantity > MAX_QUANTITY for line in order_lines(items)):
             raise ValueError(f"at most {MAX_QUANTITY} of one product per order")
         return items
 

@@ -22,11 +22,11 @@ from shop.gateway.orders import (
 )
 from shop.gateway.timeline import timeline
 from shop.shared.catalog import CATALOG, PRODUCTS
-from shop.shared.models import OrderStatus, StockUpdate
+from shop.shared.models import OrderStatus, StockUpdate, money
 
 router = APIRouter()
 templates = Jinja2Templates(directory=FsPath(__file__).parent / "templates")
-templates.env.filters["money"] = lambda cents, currency: f"{cents / 100:.2f} {currency.upper()}"
+templates.env.filters["money"] = money
 OrderId = Annotated[str, Path(pattern=ORDER_ID_PATTERN)]
 
 PAYMENT_METHODS = {
@@ -79,7 +79,7 @@ async def cart_summary(request: Request) -> HTMLResponse:
     lines = order_lines(items)
     context = {
         "lines": lines,
-        "total": sum(line.quantity * line.unit_price_cents for line in lines),
+        "total": sum(line.total_cents for line in lines),
         "currency": PRODUCTS[0].currency,
     }
     return templates.TemplateResponse(request, "_cart.html", context)
@@ -194,7 +194,7 @@ async def set_stock_from_page(request: Request, sku: str, ingress: Ingress) -> H
         level = await ingress.set_stock(sku, StockUpdate(quantity=raw))  # type: ignore[arg-type]
         error = None
     except ValidationError:
-        level, error = (await ingress.all_stock())[sku], "a whole number, 0 or more"
+        level, error = await ingress.stock(sku), "a whole number, 0 or more"
     context = {"level": level, "error": error}
     return templates.TemplateResponse(
         request, "_stock_row.html", context, status_code=422 if error else 200

@@ -26,24 +26,29 @@ class RestateIngress:
     def __init__(self, ingress: httpx.AsyncClient, admin: httpx.AsyncClient) -> None:
         self.ingress, self.admin = ingress, admin
 
-    async def _post(self, path: str, body: BaseModel | None = None) -> httpx.Response:
-        """POST to a handler; a handler without input must get no body and no content-type."""
+    @staticmethod
+    async def _send(client: httpx.AsyncClient, path: str, **request: Any) -> httpx.Response:
+        """POST to Restate; anything but a success is RestateUnavailable."""
         try:
-            if body is None:
-                response = await self.ingress.post(path)
-            else:
-                response = await self.ingress.post(
-                    path,
-                    content=body.model_dump_json(),
-                    headers={"content-type": "application/json"},
-                )
+            response = await client.post(path, **request)
         except httpx.HTTPError as e:
-            raise RestateUnavailable(f"Restate ingress unreachable: {e!r}") from e
+            raise RestateUnavailable(f"Restate unreachable at {client.base_url}: {e!r}") from e
         if not response.is_success:
             raise RestateUnavailable(
-                f"Restate ingress answered {response.status_code} to {path}: {response.text[:300]}"
+                f"Restate answered {response.status_code} to {path}: {response.text[:300]}"
             )
         return response
+
+    async def _post(self, path: str, body: BaseModel | None = None) -> httpx.Response:
+        """POST to a handler; a handler without input must get no body and no content-type."""
+        if body is None:
+            return await self._send(self.ingress, path)
+        return await self._send(
+            self.ingress,
+            path,
+            content=body.model_dump_json(),
+            headers={"content-type": "application/json"},
+        )
 
     async def start_order(self, order: Order) -> str:
         """Start the order's workflow; a second start of the same order id starts nothing.
@@ -105,14 +110,9 @@ class RestateIngress:
             f" WHERE i.target_service_name = '{names.FULFILMENT}' AND i.target_handler_name = 'run'"
             f" ORDER BY i.created_at DESC LIMIT {int(limit)}"
         )
-        try:
-            response = await self.admin.post(
-                "/query", json={"query": sql}, headers={"accept": "application/json"}
-            )
-        except httpx.HTTPError as e:
-            raise RestateUnavailable(f"Restate admin unreachable: {e!r}") from e
-        if not response.is_success:
-            raise RestateUnavailable(f"Restate admin answered {response.status_code}")
+        response = await self._send(
+            self.admin, "/query", json={"query": sql}, headers={"accept": "application/json"}
+        )
         rows = response.json()["rows"]
         for row in rows:
             progress = row.pop("progress")

@@ -24,7 +24,7 @@ class Step:
 def timeline(status: OrderStatus) -> list[Step]:
     if status.status == "completed":
         return [Step(label, "done") for _, label in STEPS]
-    final = status.status in {"failed", "cancelled"}
+    final = status.is_final  # failed or cancelled, here
     reached = status.result.last_step if final and status.result else status.step
     last = STEP_INDEX.get(reached or "", -1)
     steps = []
