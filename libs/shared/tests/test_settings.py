@@ -13,3 +13,10 @@ def test_registration_is_not_forced_unless_asked(monkeypatch) -> None:
     assert ServiceSettings().restate_register_force is False
     monkeypatch.setenv("RESTATE_REGISTER_FORCE", "true")
     assert ServiceSettings().restate_register_force is True
+
+
+def test_identity_keys_are_comma_separated(monkeypatch) -> None:
+    monkeypatch.setenv("PORT", "1")
+    assert ServiceSettings().identity_keys == []
+    monkeypatch.setenv("RESTATE_IDENTITY_KEYS", " publickeyv1_a, publickeyv1_b ,")
+    assert ServiceSettings().identity_keys == ["publickeyv1_a", "publickeyv1_b"]

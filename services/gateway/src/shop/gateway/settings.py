@@ -1,15 +1,55 @@
-from pydantic import SecretStr
+import logging
+from typing import Self
+
+from pydantic import SecretStr, model_validator
 
 from shop.shared.settings import ShopSettings
+
+log = logging.getLogger(__name__)
+
+# The local stack's admin token, documented in the README: usable in dev mode only.
+DEV_ADMIN_TOKEN = "dev-admin-token"
 
 
 class GatewaySettings(ShopSettings):
     bind_host: str = "127.0.0.1"
     port: int = 8000
-    admin_token: SecretStr = SecretStr("dev-admin-token")
+    # ADMIN_TOKEN guards the stock endpoint and the operator page. Required outside dev mode
+    # (SHOP_DEV_MODE=true), where an unset token falls back to DEV_ADMIN_TOKEN.
+    admin_token: SecretStr = SecretStr("")
     # Where operators open Restate's UI (links from the operator page to each order's journal).
     restate_ui_url: str = "http://127.0.0.1:9070/ui"
     # Where SREs open traces (links from the order and operator pages to each order's trace).
     jaeger_ui_url: str = "http://127.0.0.1:16686"
     sse_ping_seconds: int = 15
     restate_timeout_seconds: float = 10
+
+    @model_validator(mode="after")
+    def _admin_token_required_outside_dev(self) -> Self:
+        token = self.admin_token.get_secret_value().strip()
+        if self.shop_dev_mode:
+            if not token:
+                log.warning("ADMIN_TOKEN is not set; dev mode: using %r", DEV_ADMIN_TOKEN)
+                self.admin_token = SecretStr(DEV_ADMIN_TOKEN)
+            return self
+        if not token:
+            raise ValueError(
+                "ADMIN_TOKEN is not set. It guards the operator page and the stock API, and "
+                "there is no default outside the dev stack: set ADMIN_TOKEN to a long random "
+                "secret (e.g. `openssl rand -hex 32`), or SHOP_DEV_MODE=true for local use."
+            )
+        if token == DEV_ADMIN_TOKEN:
+            raise ValueError(
+                f"ADMIN_TOKEN is the published dev token {DEV_ADMIN_TOKEN!r}, which anyone can "
+                "read in the README: set a secret of your own, or SHOP_DEV_MODE=true for local "
+                "use."
+            )
+        return self
+
+
+def startup_error(error: Exception) -> str:
+    """One readable line per setting pydantic refused, for a process that exits on it."""
+    errors = getattr(error, "errors", None)
+    if not callable(errors):
+        return str(error)
+    return "; ".join(e["msg"].removeprefix("Value error, ") for e in errors())
