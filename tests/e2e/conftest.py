@@ -101,6 +101,13 @@ class Restate:
         )
         return int(rows[0]["n"])
 
+    def workflow_runs_of(self, order_id: str) -> int:
+        rows = self.query(
+            "SELECT count(*) AS n FROM sys_invocation "
+            f"WHERE target = 'OrderFulfilment/{order_id}/run'"
+        )
+        return int(rows[0]["n"])
+
 
 @pytest.fixture(scope="session")
 def restate_admin(stack: Stack) -> Restate:

@@ -11,6 +11,8 @@ T = TypeVar("T")
 FINAL = {"completed", "failed", "cancelled"}
 # Every order a test places (order id, customer email): the invariant check reads it.
 PLACED: list[tuple[str, str]] = []
+# The secret each order placed through the API answered with: what cancelling it takes.
+SECRETS: dict[str, str] = {}
 
 
 def track(order_id: str, email: str) -> str:
@@ -38,7 +40,14 @@ def place(gateway: httpx.Client, items: list[dict[str, Any]], **extra: Any) -> s
     body = {"customer_email": extra.pop("email", None) or customer(), "items": items, **extra}
     response = gateway.post("/api/orders", json=body)
     assert response.status_code == 202, response.text
+    SECRETS[response.json()["order_id"]] = response.json()["order_secret"]
     return track(response.json()["order_id"], body["customer_email"])
+
+
+def cancel(gateway: httpx.Client, order_id: str) -> httpx.Response:
+    """Cancel as the customer who placed the order (with its secret)."""
+    headers = {"Order-Secret": SECRETS[order_id]}
+    return gateway.post(f"/api/orders/{order_id}/cancel", headers=headers)
 
 
 def status_of(gateway: httpx.Client, order_id: str) -> dict[str, Any]:

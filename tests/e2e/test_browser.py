@@ -5,6 +5,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -93,3 +94,21 @@ def test_validation_messages_show_next_to_the_field(page: Page, stack: Stack) ->
     page.click("button[type=submit]")
     page.wait_for_selector("span.error")
     assert "email" in (page.text_content("span.error") or "")
+
+
+def test_only_the_customers_browser_can_cancel_even_after_a_reload(
+    page: Page, browser: Browser, stack: Stack
+) -> None:
+    # The authorization takes 4 s: time to reload and press the button before it is done.
+    httpx.put(f"{stack.stripe_url}/_emulator/faults", json={"latency_next": 1, "latency_ms": 4000})
+    order_id = order_through_the_page(page, stack, {"sticker-pack": 1}, "pm_card_visa")
+    page.reload()
+    stranger = browser.new_page()  # another browser (no cookie): the tracking view only
+    stranger.goto(page.url)
+    stranger.wait_for_selector("[data-status]")
+    assert stranger.locator("text=Cancel order").count() == 0
+    stranger.close()
+    page.click("text=Cancel order")
+    page.wait_for_selector("[data-status=cancelled]", timeout=30_000)
+    assert order_id in page.url
+    shot(page, stack, "cancelled")

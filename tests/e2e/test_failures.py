@@ -8,7 +8,16 @@ import pytest
 import stripe
 
 from .conftest import Mail
-from .helpers import available, customer, eventually, final_status, place, status_of, track
+from .helpers import (
+    available,
+    cancel,
+    customer,
+    eventually,
+    final_status,
+    place,
+    status_of,
+    track,
+)
 
 
 def intents_of(stripe_api: stripe.StripeClient, order_id: str) -> list[stripe.PaymentIntent]:
@@ -84,13 +93,13 @@ def test_cancel_within_the_window_voids_releases_and_tells_the_customer(
 ) -> None:
     email, mugs = customer(), available(gateway, "mug-classic")
     order_id = place(gateway, [{"product_id": "mug-classic", "quantity": 2}], email=email)
-    response = gateway.post(f"/api/orders/{order_id}/cancel")
+    response = cancel(gateway, order_id)
     assert response.status_code == 202, response.text
     status = final_status(gateway, order_id)
     assert status["status"] == "cancelled"
     assert [i.status for i in intents_of(stripe_api, order_id)] == ["canceled"]
     assert available(gateway, "mug-classic") == mugs
-    assert gateway.post(f"/api/orders/{order_id}/cancel").json()["status"] == "cancelled"
+    assert cancel(gateway, order_id).json()["status"] == "cancelled"
     [message] = eventually(lambda: mail.received(email, order_id)).values()
     assert "cancelled" in message["Subject"]
 
@@ -101,7 +110,7 @@ def test_cancel_while_a_stripe_call_is_in_flight_still_unwinds(
     # The authorization takes 1.5 s; the cancel arrives while it is in flight.
     httpx.put(f"{stack.stripe_url}/_emulator/faults", json={"latency_next": 1, "latency_ms": 1500})
     order_id = place(gateway, [{"product_id": "sticker-pack", "quantity": 1}])
-    response = gateway.post(f"/api/orders/{order_id}/cancel")
+    response = cancel(gateway, order_id)
     assert response.status_code == 202, response.text
     assert final_status(gateway, order_id)["status"] == "cancelled"
     assert [i.status for i in intents_of(stripe_api, order_id)] == ["canceled"]
@@ -113,7 +122,7 @@ def test_cancel_during_capture_is_409_and_the_order_completes(gateway: httpx.Cli
     # The next Stripe call, the capture, takes 1.5 s: the cancel arrives in the middle of it.
     httpx.put(f"{stack.stripe_url}/_emulator/faults", json={"latency_next": 1, "latency_ms": 1500})
     eventually(lambda: status_of(gateway, order_id)["step"] == "capturing", every=0.02)
-    response = gateway.post(f"/api/orders/{order_id}/cancel")
+    response = cancel(gateway, order_id)
     assert response.status_code == 409, response.text
     assert final_status(gateway, order_id)["status"] == "completed"
 
@@ -123,8 +132,11 @@ def test_cancel_of_a_fulfilled_order_is_409_and_of_an_unknown_one_404(
 ) -> None:
     order_id = place(gateway, [{"product_id": "sticker-pack", "quantity": 1}])
     assert final_status(gateway, order_id)["status"] == "completed"
-    assert gateway.post(f"/api/orders/{order_id}/cancel").status_code == 409
-    assert gateway.post("/api/orders/ord_000000000000000000000000/cancel").status_code == 404
+    assert cancel(gateway, order_id).status_code == 409
+    unknown = gateway.post(
+        "/api/orders/ord_000000000000000000000000/cancel", headers={"Order-Secret": "osec_x"}
+    )
+    assert unknown.status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -174,11 +186,22 @@ def test_form_key_and_api_key_paths_share_one_order(gateway: httpx.Client) -> No
     assert page.headers["location"] == f"/orders/{order_id}"
 
 
-def test_cancel_button_on_the_order_page(gateway: httpx.Client) -> None:
-    order_id = place(gateway, [{"product_id": "sticker-pack", "quantity": 1}])
-    page = gateway.get(f"/orders/{order_id}").text
-    assert f'hx-post="/orders/{order_id}/cancel"' in page
-    answer = gateway.post(f"/orders/{order_id}/cancel", headers={"HX-Request": "true"})
-    assert answer.status_code == 200 and "Cancelling" in answer.text
-    assert final_status(gateway, order_id)["status"] == "cancelled"
-    assert "is cancelled" in gateway.post(f"/orders/{order_id}/cancel").text
+def test_cancel_button_on_the_order_page_is_only_for_the_customer(
+    gateway: httpx.Client, stack
+) -> None:
+    email = customer()
+    form = {"customer_email": email, "qty.sticker-pack": "1"}
+    with (
+        httpx.Client(base_url=stack.gateway_url) as browser,
+        httpx.Client(base_url=stack.gateway_url) as stranger,
+    ):
+        placed = browser.post("/orders", data=form)
+        order_id = track(placed.headers["location"].rsplit("/", 1)[1], email)
+        button = f'hx-post="/orders/{order_id}/cancel"'
+        assert button not in stranger.get(f"/orders/{order_id}").text
+        assert stranger.post(f"/orders/{order_id}/cancel").status_code == 404
+        assert button in browser.get(f"/orders/{order_id}").text  # the secret is in a cookie
+        answer = browser.post(f"/orders/{order_id}/cancel", headers={"HX-Request": "true"})
+        assert answer.status_code == 200 and "Cancelling" in answer.text
+        assert final_status(gateway, order_id)["status"] == "cancelled"
+        assert "is cancelled" in browser.post(f"/orders/{order_id}/cancel").text

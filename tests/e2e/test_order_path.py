@@ -97,10 +97,7 @@ def test_same_idempotency_key_is_one_order_one_charge(
     assert final_status(gateway, order_id)["status"] == "completed"
     intents = stripe_api.v1.payment_intents.list(params={"metadata": {"order_id": order_id}})
     assert len(intents.data) == 1
-    runs = restate_admin.query(
-        f"SELECT count(*) AS n FROM sys_invocation WHERE target = 'OrderFulfilment/{order_id}/run'"
-    )
-    assert runs[0]["n"] == 1
+    assert restate_admin.workflow_runs_of(order_id) == 1
 
 
 def test_products_list_prices_and_live_stock(gateway: httpx.Client) -> None:

@@ -1,7 +1,17 @@
+import re
+
 import pytest
 from pydantic import ValidationError
 
-from shop.gateway.orders import OrderRequest, build_order, order_id_for
+from shop.gateway.orders import (
+    ORDER_ID_PATTERN,
+    OrderRequest,
+    build_order,
+    fingerprint,
+    new_secret,
+    secret_matches,
+    sha256,
+)
 
 
 def request(**overrides: object) -> OrderRequest:
@@ -19,7 +29,7 @@ def error_fields(**overrides: object) -> set[str]:
 
 
 def test_prices_and_names_come_from_the_catalog() -> None:
-    order = build_order("ord_x", request())
+    order = build_order(request(), "osec_x")
     assert [(line.name, line.unit_price_cents) for line in order.lines] == [("Classic mug", 1200)]
     assert order.total_cents == 2400 and order.currency == "eur"
 
@@ -29,7 +39,7 @@ def test_the_same_product_twice_is_one_line() -> None:
         {"product_id": "mug-classic", "quantity": 2},
         {"product_id": "mug-classic", "quantity": 3},
     ]
-    order = build_order("ord_x", request(items=items))
+    order = build_order(request(items=items), "osec_x")
     assert [(line.product_id, line.quantity) for line in order.lines] == [("mug-classic", 5)]
 
 
@@ -50,6 +60,22 @@ def test_invalid_requests_name_the_field(overrides: dict[str, object], field: st
     assert field in error_fields(**overrides)
 
 
-def test_order_id_is_stable_per_idempotency_key() -> None:
-    assert order_id_for("abc") == order_id_for("abc") != order_id_for("abd")
-    assert order_id_for(None) != order_id_for(None)
+def test_order_ids_are_random_and_keep_only_the_secrets_digest() -> None:
+    first, second = build_order(request(), "osec_a"), build_order(request(), "osec_a")
+    assert first.order_id != second.order_id
+    assert re.fullmatch(ORDER_ID_PATTERN, first.order_id)
+    assert first.secret_digest == sha256("osec_a") and "osec_a" not in first.model_dump_json()
+
+
+def test_only_the_orders_own_secret_matches() -> None:
+    secret = new_secret()
+    assert secret_matches(secret, sha256(secret))
+    assert not secret_matches(new_secret(), sha256(secret))
+    assert not secret_matches(None, sha256(secret))
+    assert not secret_matches("", sha256(""))
+    assert not secret_matches(secret, "")
+
+
+def test_a_request_s_fingerprint_is_its_content() -> None:
+    assert fingerprint(request()) == fingerprint(request())
+    assert fingerprint(request()) != fingerprint(request(customer_email="eve@example.com"))

@@ -32,6 +32,9 @@ class Order(BaseModel):
     payment_method: str
     # The trace of the request that placed the order, for links to it (Jaeger).
     trace_id: str | None = None
+    # SHA-256 of the order's secret: whoever shows the secret may change the order (cancel).
+    # The secret itself is handed to the customer once and never kept with the order.
+    secret_digest: str | None = None
 
     @property
     def total_cents(self) -> int:
@@ -141,3 +144,20 @@ class CancelReply(BaseModel):
 
     order_id: str
     outcome: CancelOutcome
+
+
+class KeyedOrder(BaseModel):
+    """An order placed with an Idempotency-Key: what the key's record keeps if it is new."""
+
+    order: Order
+    fingerprint: str = Field(description="SHA-256 of the request body the key was sent with.")
+    secret: str
+
+
+class KeyedOrderReply(BaseModel):
+    """`started` (a new order), `replayed` (the same request again: the same order and secret)
+    or `conflict` (the key was used for another request: nothing about that order is told)."""
+
+    outcome: Literal["started", "replayed", "conflict"]
+    order_id: str | None = None
+    secret: str | None = None

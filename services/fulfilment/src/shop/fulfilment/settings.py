@@ -1,4 +1,9 @@
+from datetime import timedelta
+
 from shop.shared.settings import ServiceSettings
+
+# How long a finished order's workflow (its status, its page) is kept by Restate.
+ORDER_RETENTION = timedelta(days=7)
 
 
 class FulfilmentSettings(ServiceSettings):

@@ -19,7 +19,7 @@ import restate
 from restate import TerminalError, WorkflowContext, WorkflowSharedContext
 
 from shop.fulfilment.progress import STATUS_KEY, Progress
-from shop.fulfilment.settings import settings
+from shop.fulfilment.settings import ORDER_RETENTION, settings
 from shop.shared import calls, names
 from shop.shared.models import (
     CancelOutcome,
@@ -35,11 +35,14 @@ from shop.shared.models import (
 )
 
 fulfilment = restate.Workflow(names.FULFILMENT)
+log = restate.getLogger(__name__)  # silent while the workflow replays
 
 # Durable promises: CANCEL is the customer's request; OUTCOME is the run's one decision about
 # it (cancelled, or too late because it is fulfilling or failed), which the cancel handler
-# waits for, so a cancel racing the capture gets a truthful answer.
-CANCEL, OUTCOME = "cancel", "outcome"
+# waits for, so a cancel racing the capture gets a truthful answer. OWNER holds the digest of
+# the order's secret, set by the run before anything else, so the gateway can check a cancel
+# even when it comes before the run has reported any progress.
+CANCEL, OUTCOME, OWNER = "cancel", "outcome", "owner"
 
 
 class OrderCancelled(TerminalError):
@@ -65,7 +68,10 @@ async def notify(ctx: WorkflowContext, order: Order, kind: EmailKind, reason: st
     try:
         await calls.send_email(ctx, request)
     except TerminalError as e:
-        return f"the email could not be delivered ({e.message})"
+        # The SMTP server's words may quote the address: they go to the log, not the status,
+        # which anyone with the order's id can read.
+        log.warning("email for %s not delivered: %s", order.order_id, e.message)
+        return "the email could not be delivered"
     return "email sent"
 
 
@@ -79,12 +85,12 @@ async def wait_out_cancel_window(ctx: WorkflowContext, seconds: float) -> None:
             raise OrderCancelled()
 
 
-# Kept a week: the order id (from the client's Idempotency-Key) stays taken well beyond
-# Stripe's own 24 h idempotency window, and order pages keep working.
-@fulfilment.main(workflow_retention=timedelta(days=7))
+# Kept a week, so order pages and tracking links keep working after the order is done.
+@fulfilment.main(workflow_retention=ORDER_RETENTION)
 async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
     if ctx.key() != order.order_id:
         raise TerminalError("order_id does not match the workflow key", status_code=400)
+    await ctx.promise(OWNER, type_hint=str).resolve(order.secret_digest or "")
     progress = Progress(ctx, order)
     window = await ctx.run_typed("cancel-window-seconds", cancel_window)
     await progress("received", 5, "Order received", cancellable=True)
@@ -168,6 +174,18 @@ async def get_status(ctx: WorkflowSharedContext) -> OrderStatus:
         seq=0,
         cancellable=True,
     )
+
+
+@fulfilment.handler()
+async def owner(ctx: WorkflowSharedContext) -> str:
+    """The digest of the order's secret ("" if it has none). Waits for the run to record it
+    when the run has not started yet; callers check first that the order exists."""
+    digest = await ctx.promise(OWNER, type_hint=str).peek()
+    if digest is None and await ctx.get(STATUS_KEY, type_hint=OrderStatus) is not None:
+        return ""  # placed before orders had secrets: only an operator may change it
+    if digest is None:
+        digest = await ctx.promise(OWNER, type_hint=str).value()
+    return digest
 
 
 @fulfilment.handler()

@@ -11,9 +11,10 @@ from shop.gateway.orders import (
     ORDER_ID_PATTERN,
     IdempotencyKey,
     OrderRequest,
-    build_order,
-    order_id_for,
+    check_owner,
+    place,
 )
+from shop.gateway.restate_ingress import RestateIngress
 from shop.shared.catalog import CATALOG, PRODUCTS
 from shop.shared.models import OrderStatus, StockLevel, StockUpdate
 
@@ -36,12 +37,16 @@ async def place_order(
     ingress: Ingress,
     idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
 ) -> dict[str, str]:
-    order_id = order_id_for(idempotency_key)
-    await ingress.start_order(build_order(order_id, order))
+    """Starts the order. `order_secret` is what cancelling it takes (the `Order-Secret`
+    header): keep it. The same Idempotency-Key with the same body answers the same again."""
+    placed = await place(ingress, order, idempotency_key)
+    order_id = placed.order_id
     return {
         "order_id": order_id,
+        "order_secret": placed.secret,
         "status_url": f"/api/orders/{order_id}",
         "events_url": f"/api/orders/{order_id}/events",
+        "cancel_url": f"/api/orders/{order_id}/cancel",
     }
 
 
@@ -67,8 +72,24 @@ async def order_events(
 
 
 @router.post("/orders/{order_id}/cancel", response_model=None)
-async def cancel_order(order_id: OrderId, ingress: Ingress) -> JSONResponse:
-    """202 while the cancellation unwinds the order; 409 once it is fulfilled or failed."""
+async def cancel_order(
+    order_id: OrderId, ingress: Ingress, order_secret: Annotated[str | None, Header()] = None
+) -> JSONResponse:
+    """202 while the cancellation unwinds the order; 409 once it is fulfilled or failed;
+    404 without the order's secret (`Order-Secret` header), as for an unknown order."""
+    await check_owner(ingress, order_id, order_secret)
+    return await cancel_answer(ingress, order_id)
+
+
+@router.post(
+    "/admin/orders/{order_id}/cancel", response_model=None, dependencies=[Depends(require_admin)]
+)
+async def cancel_any_order(order_id: OrderId, ingress: Ingress) -> JSONResponse:
+    """An operator cancels any unfinished order, without its secret."""
+    return await cancel_answer(ingress, order_id)
+
+
+async def cancel_answer(ingress: RestateIngress, order_id: str) -> JSONResponse:
     outcome = await ingress.cancel_order(order_id)
     if outcome == "cancelled":
         return JSONResponse({"order_id": order_id, "status": "cancelled"})

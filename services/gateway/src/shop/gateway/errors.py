@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from shop.gateway.orders import IdempotencyConflict
 from shop.gateway.restate_ingress import OrderNotFound, RestateUnavailable
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(OrderNotFound)
     async def order_not_found(_: Request, e: OrderNotFound) -> JSONResponse:
         return JSONResponse({"error": f"no order {e}"}, status_code=404)
+
+    @app.exception_handler(IdempotencyConflict)
+    async def key_reused(_: Request, e: IdempotencyConflict) -> JSONResponse:
+        # Says nothing of the order the key was first used for: not its id, not its status.
+        message = "already used for a different request; use a new key for a new order"
+        return JSONResponse(
+            {"error": "Idempotency-Key reused", "fields": {"Idempotency-Key": message}},
+            status_code=422,
+        )
 
     @app.exception_handler(RestateUnavailable)
     async def restate_unavailable(_: Request, e: RestateUnavailable) -> JSONResponse:

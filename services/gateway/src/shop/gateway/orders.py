@@ -1,16 +1,21 @@
 """What a customer may ask for, validated at the edge, and how it becomes an Order.
 
-Prices, names and currency come from the catalog, never from the client.
+Prices, names and currency come from the catalog, never from the client. An order's id and
+its secret are random: nothing a client sends decides them, so nobody can compute another
+customer's order id from a key, and only whoever placed an order (and an operator) can
+change it.
 """
 
 import hashlib
-import uuid
+import hmac
+import secrets
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from shop.gateway.restate_ingress import OrderNotFound, RestateIngress
 from shop.shared.catalog import CATALOG
-from shop.shared.models import Order, OrderLine
+from shop.shared.models import KeyedOrder, Order, OrderLine
 
 MAX_QUANTITY = 100
 
@@ -48,11 +53,33 @@ IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[
 ORDER_ID_PATTERN = r"^ord_[0-9a-f]{24}$"
 
 
-def order_id_for(idempotency_key: str | None) -> str:
-    """The same Idempotency-Key always names the same order, so a resubmit starts nothing new."""
-    if idempotency_key is None:
-        return f"ord_{uuid.uuid4().hex[:24]}"
-    return f"ord_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]}"
+def new_order_id() -> str:
+    return f"ord_{secrets.token_hex(12)}"  # 96 bits from the OS's CSPRNG
+
+
+def new_secret() -> str:
+    return f"osec_{secrets.token_urlsafe(24)}"  # 192 bits
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def secret_matches(secret: str | None, digest: str) -> bool:
+    """Whether `secret` is the order's, compared in constant time."""
+    if not secret or not digest:
+        return False
+    return hmac.compare_digest(sha256(secret), digest)
+
+
+def key_ref(idempotency_key: str) -> str:
+    """The key's record in Restate (OrderKeys/<ref>): any printable key becomes a safe path."""
+    return sha256(idempotency_key)
+
+
+def fingerprint(request: OrderRequest) -> str:
+    """What makes two requests under one key the same request."""
+    return sha256(request.model_dump_json())
 
 
 def order_lines(items: list[OrderItem]) -> list[OrderLine]:
@@ -71,12 +98,47 @@ def order_lines(items: list[OrderItem]) -> list[OrderLine]:
     ]
 
 
-def build_order(order_id: str, request: OrderRequest) -> Order:
+def build_order(request: OrderRequest, secret: str) -> Order:
+    """A new order, with a new id, that only `secret` can change."""
     lines = order_lines(request.items)
     return Order(
-        order_id=order_id,
+        order_id=new_order_id(),
+        secret_digest=sha256(secret),
         customer_email=str(request.customer_email),
         lines=lines,
         currency=CATALOG[lines[0].product_id].currency,
         payment_method=request.payment_method,
     )
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before, for a different request."""
+
+
+class PlacedOrder(BaseModel):
+    order_id: str
+    secret: str
+
+
+async def place(
+    ingress: RestateIngress, request: OrderRequest, idempotency_key: str | None
+) -> PlacedOrder:
+    """Start a new order. With an Idempotency-Key, the same request again is the same order
+    (and secret), and a different request under that key is IdempotencyConflict."""
+    secret = new_secret()
+    order = build_order(request, secret)
+    if idempotency_key is None:
+        await ingress.start_order(order)
+        return PlacedOrder(order_id=order.order_id, secret=secret)
+    keyed = KeyedOrder(order=order, fingerprint=fingerprint(request), secret=secret)
+    reply = await ingress.start_keyed_order(key_ref(idempotency_key), keyed)
+    if reply.outcome == "conflict" or reply.order_id is None or reply.secret is None:
+        raise IdempotencyConflict()
+    return PlacedOrder(order_id=reply.order_id, secret=reply.secret)
+
+
+async def check_owner(ingress: RestateIngress, order_id: str, secret: str | None) -> None:
+    """OrderNotFound unless `secret` is the order's: to a caller without it, an order it may
+    not change looks exactly like one that does not exist."""
+    if not secret_matches(secret, await ingress.owner_digest(order_id)):
+        raise OrderNotFound(order_id)

@@ -1,10 +1,11 @@
 """The storefront: server-rendered HTML, htmx for the form and the live progress."""
 
 import asyncio
+import secrets
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
+from fastapi import APIRouter, Cookie, Depends, Header, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -14,11 +15,12 @@ from shop.gateway.errors import field_errors
 from shop.gateway.events import event_stream
 from shop.gateway.orders import (
     ORDER_ID_PATTERN,
+    IdempotencyConflict,
     OrderItem,
     OrderRequest,
-    build_order,
-    order_id_for,
+    check_owner,
     order_lines,
+    place,
 )
 from shop.gateway.timeline import timeline
 from shop.shared.catalog import CATALOG, PRODUCTS
@@ -28,6 +30,17 @@ router = APIRouter()
 templates = Jinja2Templates(directory=FsPath(__file__).parent / "templates")
 templates.env.filters["money"] = money
 OrderId = Annotated[str, Path(pattern=ORDER_ID_PATTERN)]
+# The order's secret, kept by the customer's browser: a cookie sent only to that order's pages
+# (Path), never readable by scripts (HttpOnly) nor sent by other sites' forms (SameSite).
+SECRET_COOKIE = "order_secret"
+OrderSecret = Annotated[str | None, Cookie(alias=SECRET_COOKIE)]
+
+SECRET_COOKIE_MAX_AGE = 7 * 86400  # as long as Restate keeps the order (ORDER_RETENTION)
+
+CANCEL_MESSAGES = {
+    "cancelling": "Cancelling: the hold on the card is released, stock goes back.",
+    "cancelled": "This order is cancelled.",
+}
 
 PAYMENT_METHODS = {
     "pm_card_visa": "Visa test card (succeeds)",
@@ -48,7 +61,7 @@ async def render_store(
             "form": form,
             "errors": errors,
             "payment_methods": PAYMENT_METHODS,
-            "form_key": order_id_for(None),  # one key per rendered form: a resubmit is one order
+            "form_key": secrets.token_urlsafe(16),  # one per rendered form: a resubmit is one order
         },
         status_code=status,
     )
@@ -106,11 +119,27 @@ async def place_order_form(
         )
     except ValidationError as e:
         return await render_store(request, ingress, fields, form_errors(e, items), 422)
-    order_id = order_id_for(fields.get("idempotency_key") or None)
-    await ingress.start_order(build_order(order_id, order))
+    try:
+        placed = await place(ingress, order, fields.get("idempotency_key") or None)
+    except IdempotencyConflict:  # the form was tampered with, or sent again changed
+        errors = {"form": "This form was already used for another order; please try again."}
+        return await render_store(request, ingress, {**fields, "idempotency_key": ""}, errors, 422)
+    page = f"/orders/{placed.order_id}"
+    response: Response
     if hx_request:  # htmx: a full page load of the order page
-        return Response(status_code=204, headers={"HX-Redirect": f"/orders/{order_id}"})
-    return RedirectResponse(f"/orders/{order_id}", status_code=303)
+        response = Response(status_code=204, headers={"HX-Redirect": page})
+    else:
+        response = RedirectResponse(page, status_code=303)
+    response.set_cookie(
+        SECRET_COOKIE,
+        placed.secret,
+        max_age=SECRET_COOKIE_MAX_AGE,
+        path=page,
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return response
 
 
 def form_errors(error: ValidationError, items: list[dict[str, str]]) -> dict[str, str]:
@@ -127,26 +156,40 @@ def form_errors(error: ValidationError, items: list[dict[str, str]]) -> dict[str
 
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
 async def order_page(
-    request: Request, order_id: OrderId, ingress: Ingress, settings: Settings
+    request: Request,
+    order_id: OrderId,
+    ingress: Ingress,
+    settings: Settings,
+    secret: OrderSecret = None,
 ) -> HTMLResponse:
+    """Anyone with the link sees the progress (no personal data); the browser that placed
+    the order (it holds the secret) also gets the cancel button."""
     status = await ingress.order_status(order_id)
-    context = {"status": status, "steps": timeline(status), "jaeger": settings.jaeger_ui_url}
+    context = {
+        "status": status,
+        "steps": timeline(status),
+        "owner": secret is not None,
+        "jaeger": settings.jaeger_ui_url,
+    }
     return templates.TemplateResponse(request, "order.html", context)
 
 
 @router.post("/orders/{order_id}/cancel", response_class=HTMLResponse)
-async def cancel_from_page(order_id: OrderId, ingress: Ingress) -> HTMLResponse:
+async def cancel_from_page(
+    order_id: OrderId, ingress: Ingress, secret: OrderSecret = None
+) -> HTMLResponse:
     """The order page's cancel button; the live progress shows the unwinding."""
+    await check_owner(ingress, order_id, secret)
     outcome = await ingress.cancel_order(order_id)
-    messages = {
-        "cancelling": "Cancelling: the hold on your card is released, stock goes back.",
-        "cancelled": "This order is cancelled.",
-    }
-    return HTMLResponse(messages.get(outcome, f"Too late to cancel: the order is {outcome}."))
+    return HTMLResponse(
+        CANCEL_MESSAGES.get(outcome, f"Too late to cancel: the order is {outcome}.")
+    )
 
 
-def progress_fragment(status: OrderStatus) -> str:
-    return templates.get_template("_progress.html").render(status=status, steps=timeline(status))
+def progress_fragment(status: OrderStatus, owner: bool) -> str:
+    return templates.get_template("_progress.html").render(
+        status=status, steps=timeline(status), owner=owner
+    )
 
 
 @router.get("/orders/{order_id}/stream", response_model=None)
@@ -155,6 +198,7 @@ async def order_stream(
     ingress: Ingress,
     hub: Hub,
     settings: Settings,
+    secret: OrderSecret = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
     """The order page's live region: each event is the progress fragment, rendered; the
@@ -163,12 +207,23 @@ async def order_stream(
     def render(status: OrderStatus) -> dict[str, str]:
         return {
             "event": "done" if status.is_final else "progress",
-            "data": progress_fragment(status),
+            "data": progress_fragment(status, owner=secret is not None),
         }
 
     return await event_stream(
         ingress, hub, order_id, last_event_id, render, settings.sse_ping_seconds
     )
+
+
+@router.post(
+    "/admin/orders/{order_id}/cancel",
+    response_class=HTMLResponse,
+    dependencies=[Depends(require_admin)],
+)
+async def cancel_from_operator_page(order_id: OrderId, ingress: Ingress) -> HTMLResponse:
+    """An operator cancels any unfinished order, without its secret."""
+    outcome = await ingress.cancel_order(order_id)
+    return HTMLResponse(CANCEL_MESSAGES.get(outcome, f"too late: {outcome}"))
 
 
 @router.get("/admin", response_class=HTMLResponse, dependencies=[Depends(require_admin)])

@@ -8,10 +8,20 @@ from pydantic import BaseModel
 
 from shop.shared import names
 from shop.shared.catalog import PRODUCTS
-from shop.shared.models import CancelReply, Order, OrderStatus, StockLevel, StockUpdate
+from shop.shared.models import (
+    CancelReply,
+    KeyedOrder,
+    KeyedOrderReply,
+    Order,
+    OrderStatus,
+    StockLevel,
+    StockUpdate,
+)
 from shop.shared.telemetry import current_ids, orders_started
 
-REQUIRED_SERVICES = frozenset({names.FULFILMENT, names.PAYMENTS, names.INVENTORY, names.EMAIL})
+REQUIRED_SERVICES = frozenset(
+    {names.FULFILMENT, names.ORDER_KEYS, names.PAYMENTS, names.INVENTORY, names.EMAIL}
+)
 
 
 class RestateUnavailable(Exception):
@@ -50,15 +60,29 @@ class RestateIngress:
             headers={"content-type": "application/json"},
         )
 
-    async def start_order(self, order: Order) -> str:
+    async def start_order(self, order: Order) -> None:
         """Start the order's workflow; a second start of the same order id starts nothing.
         The order remembers the trace it was placed in, for links to it."""
         order = order.model_copy(update={"trace_id": current_ids()[0]})
         response = await self._post(f"/{names.FULFILMENT}/{order.order_id}/run/send", order)
-        status = response.json()["status"]  # "Accepted" or "PreviouslyAccepted"
-        if status == "Accepted":
+        if response.json()["status"] == "Accepted":  # or "PreviouslyAccepted"
             orders_started.add(1)
-        return status
+
+    async def start_keyed_order(self, key_ref: str, request: KeyedOrder) -> KeyedOrderReply:
+        """Start the order unless the Idempotency-Key (its record `key_ref`) was used before."""
+        order = request.order.model_copy(update={"trace_id": current_ids()[0]})
+        request = request.model_copy(update={"order": order})
+        response = await self._post(f"/{names.ORDER_KEYS}/{key_ref}/start", request)
+        reply = KeyedOrderReply.model_validate_json(response.content)
+        if reply.outcome == "started":
+            orders_started.add(1)
+        return reply
+
+    async def owner_digest(self, order_id: str) -> str:
+        """The digest of the order's secret; OrderNotFound for unknown ids."""
+        await self.order_status(order_id)  # the run may not have started: make sure it exists
+        response = await self._post(f"/{names.FULFILMENT}/{order_id}/owner")
+        return response.json()
 
     async def order_status(self, order_id: str) -> OrderStatus:
         response = await self._post(f"/{names.FULFILMENT}/{order_id}/get_status")

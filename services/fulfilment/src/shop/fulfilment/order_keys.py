@@ -1,0 +1,44 @@
+"""OrderKeys: what a client's Idempotency-Key was used for, one virtual object per key.
+
+Restate runs one handler at a time per key, so two first submissions with one key cannot both
+start an order: the second finds the first one's record. The record and the start of the
+workflow are journaled together, so a crash between them cannot leave one without the other.
+A record outlives its order's workflow (a retry within that time is the same order) and is
+then cleared by a delayed message to itself.
+"""
+
+import restate
+from restate import ObjectContext
+
+from shop.fulfilment.settings import ORDER_RETENTION
+from shop.fulfilment.workflow import run
+from shop.shared import names
+from shop.shared.models import KeyedOrder, KeyedOrderReply
+
+order_keys = restate.VirtualObject(names.ORDER_KEYS)
+RECORD = "record"
+# Longer than any order's run plus its workflow's retention.
+KEY_RETENTION = ORDER_RETENTION * 2
+
+
+@order_keys.handler()
+async def start(ctx: ObjectContext, request: KeyedOrder) -> KeyedOrderReply:
+    """Start the order if this key is new; the same request again gets the same order and
+    secret; another request under this key gets `conflict` and learns nothing of the order."""
+    record = await ctx.get(RECORD, type_hint=KeyedOrder)
+    if record is None:
+        ctx.set(RECORD, request)
+        ctx.workflow_send(run, key=request.order.order_id, arg=request.order)
+        ctx.object_send(forget, key=ctx.key(), arg=None, send_delay=KEY_RETENTION)
+        return KeyedOrderReply(
+            outcome="started", order_id=request.order.order_id, secret=request.secret
+        )
+    if record.fingerprint != request.fingerprint:
+        return KeyedOrderReply(outcome="conflict")
+    return KeyedOrderReply(outcome="replayed", order_id=record.order.order_id, secret=record.secret)
+
+
+@order_keys.handler()
+async def forget(ctx: ObjectContext) -> None:
+    """The key's retention is over: it may name a new order."""
+    ctx.clear_all()

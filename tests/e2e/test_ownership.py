@@ -1,0 +1,106 @@
+"""An order belongs to whoever placed it: random ids, Idempotency-Keys that cannot be used to
+reach another customer's order, and a secret that changing (cancelling) an order takes."""
+
+import concurrent.futures
+import hashlib
+import uuid
+
+import httpx
+import stripe
+
+from .helpers import SECRETS, cancel, customer, final_status, place, track
+
+MUG = [{"product_id": "mug-classic", "quantity": 1}]
+
+
+def post(gateway: httpx.Client, body: dict[str, object], key: str) -> httpx.Response:
+    return gateway.post("/api/orders", json=body, headers={"Idempotency-Key": key})
+
+
+def slow_authorization(stack) -> None:
+    """The next Stripe call takes 1.5 s, so the order is still cancellable meanwhile."""
+    httpx.put(f"{stack.stripe_url}/_emulator/faults", json={"latency_next": 1, "latency_ms": 1500})
+
+
+def test_a_key_reused_for_another_request_is_refused_and_reveals_nothing(
+    gateway: httpx.Client, restate_admin, stack
+) -> None:
+    key = "cart-1-" + uuid.uuid4().hex[:6]  # a predictable key, as careless clients pick
+    alice = {"customer_email": customer(), "items": MUG}
+    slow_authorization(stack)
+    first = post(gateway, alice, key)
+    assert first.status_code == 202, first.text
+    order_id = track(first.json()["order_id"], alice["customer_email"])
+    assert order_id != "ord_" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+    mallory = {
+        "customer_email": customer(),
+        "items": [{"product_id": "sticker-pack", "quantity": 1}],
+    }
+    second = post(gateway, mallory, key)
+    assert second.status_code == 422, second.text
+    assert "Idempotency-Key" in second.json()["fields"]
+    assert order_id not in second.text and alice["customer_email"] not in second.text
+    # Knowing the id (a tracking link) is not enough to cancel: the answer is an unknown id's.
+    for headers in ({}, {"Order-Secret": "osec_guess"}):
+        refused = gateway.post(f"/api/orders/{order_id}/cancel", headers=headers)
+        assert (refused.status_code, refused.json()) == (404, {"error": f"no order {order_id}"})
+
+    assert final_status(gateway, order_id)["status"] == "completed"  # Alice's, untouched
+    again = post(gateway, alice, key)  # Alice's client retries: the same order, once
+    assert again.status_code == 202
+    assert again.json() == first.json()
+    assert restate_admin.workflow_runs_of(order_id) == 1
+
+
+def test_cancel_needs_the_orders_own_secret(gateway: httpx.Client, stack) -> None:
+    slow_authorization(stack)
+    order_id = place(gateway, MUG)
+    other = place(gateway, MUG)
+    for secret in (None, "osec_wrong", SECRETS[other]):
+        headers = {"Order-Secret": secret} if secret else {}
+        assert gateway.post(f"/api/orders/{order_id}/cancel", headers=headers).status_code == 404
+    response = cancel(gateway, order_id)
+    assert response.status_code == 202, response.text
+    assert final_status(gateway, order_id)["status"] == "cancelled"
+
+
+def test_two_first_submissions_with_one_key_make_one_order(
+    gateway: httpx.Client, stripe_api: stripe.StripeClient, restate_admin
+) -> None:
+    body, key = {"customer_email": customer(), "items": MUG}, f"race-{uuid.uuid4().hex}"
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: post(gateway, body, key), range(8)))
+    assert {a.status_code for a in answers} == {202}
+    assert len({(a.json()["order_id"], a.json()["order_secret"]) for a in answers}) == 1
+    order_id = track(answers[0].json()["order_id"], body["customer_email"])
+    assert final_status(gateway, order_id)["status"] == "completed"
+    assert restate_admin.workflow_runs_of(order_id) == 1
+    intents = stripe_api.v1.payment_intents.list(params={"metadata": {"order_id": order_id}})
+    assert len(intents.data) == 1
+
+
+def test_what_anyone_with_the_id_sees_has_no_personal_data(gateway: httpx.Client, stack) -> None:
+    email = customer()
+    order_id = place(gateway, MUG, email=email)
+    assert final_status(gateway, order_id)["status"] == "completed"
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as stranger:
+        seen = [
+            stranger.get(f"/api/orders/{order_id}").text,
+            stranger.get(f"/api/orders/{order_id}/events").text,
+            stranger.get(f"/orders/{order_id}").text,
+            stranger.get(f"/orders/{order_id}/stream").text,
+        ]
+    assert all("completed" in text for text in seen)
+    assert not [text for text in seen if email in text or "pm_card" in text]
+
+
+def test_an_operator_cancels_any_order_without_its_secret(
+    gateway: httpx.Client, admin: dict[str, str], stack
+) -> None:
+    slow_authorization(stack)
+    order_id = place(gateway, MUG)
+    assert gateway.post(f"/api/admin/orders/{order_id}/cancel").status_code == 401
+    response = gateway.post(f"/api/admin/orders/{order_id}/cancel", headers=admin)
+    assert response.status_code == 202, response.text
+    assert final_status(gateway, order_id)["status"] == "cancelled"
