@@ -7,7 +7,7 @@ the connections held, the gateway's memory per connection and the publish-to-cli
 next to a baseline measured in the same run: a bare Valkey subscriber receiving the same
 events with no gateway in between.
 
-    ./task bench -- --clients 5000
+    ./task bench -- sse --clients 5000
 """
 
 import argparse
@@ -201,11 +201,11 @@ async def measure(stack: Stack, gateway_pid: int, n: int, rounds: int) -> None:
     print(f"  load generator CPU      {generator_cpu:.1f}s over the publish phase")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="shop-bench-") as tmp:
         stack = Stack(
             state=Path(tmp),

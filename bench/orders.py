@@ -1,0 +1,324 @@
+"""Orders per second: the whole order path measured against the engine's floor, in one run.
+
+It starts the real stack (like the e2e tests) with no cancellation window, and a no-op Restate
+service beside it on the same Restate server, then prints:
+
+- floor: the no-op handler through the ingress, calls/s at 32 connections and p50 at one (wrk);
+- unloaded: one order at a time, POST to outcome: p50, and its ratio to the no-op p50;
+- closed loop: N clients, each placing an order and waiting for its outcome: orders/s (and the
+  ratio to the no-op calls/s), p50/p99; the CPU seconds per order of every process;
+- half load: orders offered at half the closed-loop rate: p50/p99 (p99 as a multiple of p50);
+- open loop: wrk offers 3x the closed-loop rate for S seconds: accepted, shed (429), and the
+  rate at which the accepted backlog completes (and its ratio to the closed-loop rate).
+
+The load comes from wrk (C) and an aiohttp client whose own CPU is printed too, so the load
+generator is not mistaken for the bottleneck. It asserts nothing.
+
+    ./task bench -- orders --clients 32 --seconds 20
+"""
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import httpx
+
+from shop.dev.stack import Ports, Stack
+
+HERE = Path(__file__).parent
+ORDER = (
+    b'{"customer_email": "bench@example.com",'
+    b' "items": [{"product_id": "sticker-pack", "quantity": 1}]}'
+)
+JSON = {"content-type": "application/json"}
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Cpu:
+    """CPU seconds of each of the stack's processes (and this one), between two readings."""
+
+    def __init__(self, stack: Stack, names: list[str]) -> None:
+        self.pids = {name: int(stack.ctl("pid", name).strip()) for name in names}
+        self.pids["load generator"] = os.getpid()
+
+    def read(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+
+# ---- wrk -----------------------------------------------------------------------------------
+
+
+def wrk(url: str, connections: int, seconds: float, script: str, latency: bool = False) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        lua.write(script)
+        lua.flush()
+        threads = min(2, connections)
+        command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "-s", lua.name]
+        if latency:
+            command.append("--latency")
+        return subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+
+
+def post_script(body: bytes, delay_ms: float | None = None) -> str:
+    lua = (
+        'wrk.method = "POST"\n'
+        f"wrk.body = [[{body.decode()}]]\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    if delay_ms is not None:  # each connection waits this long between requests: a fixed rate
+        lua += f"function delay() return {delay_ms:.1f} end\n"
+    return lua
+
+
+def wrk_rate(output: str) -> float:
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+
+
+def wrk_ms(output: str, line: str) -> float:
+    """A latency from wrk's output (`50%` of --latency), in ms."""
+    value, unit = re.search(rf"{line}\s+([\d.]+)(us|ms|s)\b", output).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+
+SOCKET_ERRORS = r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"
+
+
+def wrk_counts(output: str) -> tuple[int, int]:
+    """(requests sent, non-2xx answers or socket errors)."""
+    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(SOCKET_ERRORS, output)
+    failed = int(non2xx.group(1)) if non2xx else 0
+    if errors:
+        failed += sum(int(n) for n in errors.groups())
+    return total, failed
+
+
+# ---- orders through the gateway -------------------------------------------------------------
+
+
+class Shop:
+    def __init__(self, stack: Stack, session: aiohttp.ClientSession) -> None:
+        self.stack, self.session = stack, session
+        self.shed = 0
+
+    async def order(self) -> float | None:
+        """Place an order and wait for its outcome; seconds taken, or None if it was shed."""
+        started = time.perf_counter()
+        async with self.session.post(
+            f"{self.stack.gateway_url}/api/orders", data=ORDER, headers=JSON
+        ) as response:
+            if response.status == 429:
+                self.shed += 1
+                return None
+            response.raise_for_status()
+            order_id = (await response.json())["order_id"]
+        outcome = f"{self.stack.ingress_url}/restate/workflow/OrderFulfilment/{order_id}/attach"
+        async with self.session.get(outcome) as response:
+            response.raise_for_status()
+            if (await response.json())["status"] != "completed":
+                raise RuntimeError(f"order {order_id} did not complete")
+        return time.perf_counter() - started
+
+
+async def closed_loop(shop: Shop, clients: int, seconds: float) -> list[float]:
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+
+    async def client() -> None:
+        while time.monotonic() < deadline:
+            taken = await shop.order()
+            if taken is not None:
+                latencies.append(taken)
+            else:
+                await asyncio.sleep(0.05)
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return latencies
+
+
+async def fixed_rate(shop: Shop, rate: float, seconds: float) -> list[float]:
+    """Orders started at `rate` per second whatever happens to them (an open loop)."""
+    latencies: list[float] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def one() -> None:
+        taken = await shop.order()
+        if taken is not None:
+            latencies.append(taken)
+
+    start = time.monotonic()
+    for i in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    return latencies
+
+
+def runs(stack: Stack, status: str | None = None) -> int:
+    """Workflow runs Restate has accepted so far (or only those in `status`)."""
+    where = f" AND status = '{status}'" if status else ""
+    response = httpx.post(
+        f"{stack.admin_url}/query",
+        json={
+            "query": "SELECT count(*) AS n FROM sys_invocation WHERE target_service_name ="
+            f" 'OrderFulfilment' AND target_handler_name = 'run'{where}"
+        },
+        headers={"accept": "application/json"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return int(response.json()["rows"][0]["n"])
+
+
+def backlog(stack: Stack, rate: float, seconds: float) -> dict[str, float]:
+    """wrk offers `rate` orders/s for `seconds`; then wait until every accepted order is done."""
+    accepted_before, completed_before = runs(stack), runs(stack, "completed")
+    connections = 64
+    started = time.monotonic()
+    output = wrk(
+        f"{stack.gateway_url}/api/orders",
+        connections,
+        seconds,
+        post_script(ORDER, delay_ms=connections * 1000 / rate),
+    )
+    sent, refused = wrk_counts(output)
+    accepted = runs(stack) - accepted_before
+    done, last_change, last_done = 0, time.monotonic(), 0
+    while done < accepted and time.monotonic() - last_change < 60:
+        time.sleep(0.5)
+        done = runs(stack, "completed") - completed_before
+        if done != last_done:
+            last_change, last_done = time.monotonic(), done
+    return {
+        "offered/s": sent / seconds,
+        "accepted": accepted,
+        "shed": refused,
+        "completed": done,
+        "completion/s": done / (last_change - started),
+    }
+
+
+# ---- the run ---------------------------------------------------------------------------------
+
+
+def start_noop(stack: Stack, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **stack.shared_env(), "PORT": str(port), "LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen([sys.executable, str(HERE / "noop_service.py")], env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        services = httpx.get(f"{stack.admin_url}/services", timeout=5).json()["services"]
+        if any(s["name"] == "Noop" for s in services):
+            return process
+        time.sleep(0.25)
+    raise TimeoutError("the no-op service did not register")
+
+
+def measure(stack: Stack, args: argparse.Namespace) -> None:
+    admin = {"Authorization": f"Bearer {stack.shared_env()['ADMIN_TOKEN']}"}
+    httpx.put(
+        f"{stack.gateway_url}/api/admin/products/sticker-pack/stock",
+        json={"quantity": 10_000_000},
+        headers=admin,
+    ).raise_for_status()
+    noop = f"{stack.ingress_url}/Noop/call"
+    floor = wrk_rate(wrk(noop, 32, args.floor_seconds, post_script(b"{}")))
+    floor_p50 = wrk_ms(wrk(noop, 1, 5, post_script(b"{}"), latency=True), "50%")
+    print(f"no-op handler: {floor:.0f} calls/s at 32 connections; p50 {floor_p50:.2f} ms at 1")
+    cpu = Cpu(stack, [n for n in stack.programs() if n not in {"smtp", "stripe"}])
+    rate = asyncio.run(through_the_gateway(stack, args, floor, floor_p50, cpu))
+    result = backlog(stack, 3 * rate, args.overload_seconds)
+    print(
+        f"open loop at 3x ({result['offered/s']:.0f} orders/s offered for"
+        f" {args.overload_seconds:g}s): {result['accepted']:.0f} accepted,"
+        f" {result['shed']:.0f} shed; the backlog completed at {result['completion/s']:.1f}"
+        f" orders/s = {result['completion/s'] / rate:.2f}x the closed-loop rate"
+        f" ({result['completed']:.0f} completed)"
+    )
+
+
+async def through_the_gateway(
+    stack: Stack, args: argparse.Namespace, floor: float, floor_p50: float, cpu: Cpu
+) -> float:
+    """Unloaded, closed-loop and half-load figures; returns the closed-loop orders/s."""
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=300)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        shop = Shop(stack, session)
+        await closed_loop(shop, 4, 2)  # warm up: connections, imports, first registrations
+        unloaded = [t for t in [await shop.order() for _ in range(args.unloaded)] if t]
+        p50 = statistics.median(unloaded) * 1000
+        print(
+            f"unloaded order (POST to outcome): p50 {p50:.1f} ms"
+            f" = {p50 / floor_p50:.1f}x the no-op p50"
+        )
+
+        before = cpu.read()
+        started = time.monotonic()
+        latencies = await closed_loop(shop, args.clients, args.seconds)
+        rate = len(latencies) / (time.monotonic() - started)
+        after = cpu.read()
+        print(
+            f"closed loop, {args.clients} clients: {rate:.1f} orders/s"
+            f" = {rate / floor:.3f}x the no-op calls/s;"
+            f" p50 {pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms"
+            f" ({shop.shed} shed)"
+        )
+        used = {name: (after[name] - before[name]) * 1000 / len(latencies) for name in after}
+        print(
+            "  CPU per order (ms):",
+            ", ".join(f"{n} {ms:.1f}" for n, ms in sorted(used.items(), key=lambda i: -i[1])),
+        )
+
+        half = await fixed_rate(shop, rate / 2, args.seconds)
+        h50, h99 = pct(half, 50) * 1000, pct(half, 99) * 1000
+        print(
+            f"half load ({rate / 2:.1f} orders/s offered): p50 {h50:.0f} ms, p99 {h99:.0f} ms"
+            f" = {h99 / h50:.1f}x p50"
+        )
+    return rate
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=32, help="closed-loop clients")
+    parser.add_argument("--seconds", type=float, default=20, help="closed-loop duration")
+    parser.add_argument("--overload-seconds", type=float, default=30)
+    parser.add_argument("--floor-seconds", type=float, default=10)
+    parser.add_argument("--unloaded", type=int, default=50, help="orders placed one by one")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="shop-bench-") as state:
+        ports = Ports.free()
+        stack = Stack(
+            state=Path(state),
+            ports=ports,
+            service_env={"CANCEL_WINDOW_SECONDS": "0"},
+        )
+        with stack.running(timeout=120):
+            noop = start_noop(stack, Ports.free().fulfilment)
+            try:
+                measure(stack, args)
+            finally:
+                noop.terminate()
+                noop.wait()
+
+
+if __name__ == "__main__":
+    main()
