@@ -1,0 +1,344 @@
+"""The compose smoke test (`./task compose-smoke`): deploy/compose.yaml, run for real with Podman.
+
+1. builds every image (deploy/podman/images.py: local base, stand-ins for Restate and Valkey,
+   our own images);
+2. `podman-compose up -d` of deploy/compose.yaml with the local override
+   (compose.local-smoke.yaml: no Jaeger or Mailpit here, the dev SMTP sink instead) and the
+   `local` profile, under a project name of its own, on free loopback ports, with a fresh
+   request-identity key pair and admin token in a temporary env file;
+3. waits until every container passes its compose healthcheck (Podman 4.3 runs healthchecks
+   only through systemd timers, which these machines lack, so this script runs them);
+4. places an order through the published gateway and asserts it completes with exactly one
+   captured PaymentIntent in the Stripe emulator and one mail in the SMTP sink;
+5. SIGKILLs the fulfilment container's process while a second order waits in its cancel
+   window, and asserts compose's restart policy brings it back and the order completes, with
+   one charge and one mail;
+6. stops the services (each must exit on SIGTERM well before the grace period), then
+   `podman-compose down -v`, whatever happened.
+
+It fails, never skips, when Podman cannot run containers here. Run as root (as CI does).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import images  # deploy/podman/images.py, beside this file
+
+from shop.dev import identity_keys
+
+SERVICES = ("fulfilment", "payments", "inventory", "email", "gateway")
+FINAL = {"completed", "failed", "cancelled"}
+STRIPE_KEY = "sk_test_compose_smoke"
+
+
+class SmokeFailure(Exception):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    started = time.monotonic()
+    print(f"compose smoke: {name} ...", flush=True)
+    yield
+    print(f"compose smoke: {name}: ok ({time.monotonic() - started:.0f}s)", flush=True)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
+    """Until check() returns something truthy; its last exception or value in the failure."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            if result := check():
+                return result
+            last = result
+        except (httpx.HTTPError, SmokeFailure) as e:
+            last = e
+        time.sleep(every)
+    raise SmokeFailure(f"{what}: not within {timeout:.0f}s (last: {last!r})")
+
+
+def preflight() -> None:
+    """Podman installed and able to run a container here, or a clear failure."""
+    if not shutil.which("podman"):
+        raise SmokeFailure("podman is not installed: `./task podman` installs it (apt, as root)")
+    info = images.podman("info", check=False, capture=True)
+    if info.returncode != 0:
+        raise SmokeFailure(f"podman cannot run here: {info.stderr.strip()[-2000:]}")
+
+
+def check_can_run_containers() -> None:
+    run = images.podman(
+        "run", "--rm", "--pull=never", images.BASE_IMAGE, "true", check=False, capture=True
+    )
+    if run.returncode != 0:
+        raise SmokeFailure(
+            "Podman cannot run containers on this machine, so the compose smoke test cannot "
+            f"run (podman run exited {run.returncode}: {run.stderr.strip()[-2000:]}). It needs "
+            "root, runc and the settings in deploy/podman/containers.conf (CONTAINERS_CONF)."
+        )
+
+
+@dataclass
+class Project:
+    """One podman-compose project of deploy/compose.yaml with the local override."""
+
+    name: str
+    env_file: Path
+    log: Path
+    gateway_port: int
+    stripe_port: int
+
+    def compose(self, *args: str, check: bool = True) -> None:
+        command = [sys.executable, "-m", "podman_compose", "-p", self.name]
+        command += ["--env-file", str(self.env_file), "--profile", "local"]
+        for file in images.COMPOSE_FILES:
+            command += ["-f", str(file)]
+        with self.log.open("a") as log:
+            log.write(f"\n$ podman-compose {' '.join(args)}\n")
+            log.flush()
+            result = subprocess.run(
+                [*command, *args], env=images.podman_env(), stdout=log, stderr=log, check=False
+            )
+        if check and result.returncode != 0:
+            raise SmokeFailure(f"podman-compose {args[0]} exited {result.returncode}")
+
+    def containers(self) -> dict[str, dict[str, Any]]:
+        """service name -> `podman inspect` of its container."""
+        names = images.podman(
+            "ps",
+            "-a",
+            "--filter",
+            f"label=io.podman.compose.project={self.name}",
+            "--format",
+            "{{.Names}}",
+            capture=True,
+        ).stdout.split()
+        if not names:
+            return {}
+        inspected = json.loads(images.podman("inspect", *names, capture=True).stdout)
+        return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in inspected}
+
+    def container(self, service: str) -> dict[str, Any]:
+        return self.containers()[service]
+
+    def wait_healthy(self, timeout: float) -> None:
+        """Run every container's healthcheck until all pass (no systemd to schedule them)."""
+        deadline = time.monotonic() + timeout
+        pending: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            pending = {}
+            for service, c in self.containers().items():
+                if c["RestartCount"] >= 3:
+                    raise SmokeFailure(f"{service} keeps exiting ({c['RestartCount']} restarts)")
+                if not c["State"]["Running"]:
+                    pending[service] = c["State"]["Status"]
+                    continue
+                check = images.podman("healthcheck", "run", c["Name"], check=False, capture=True)
+                if check.returncode != 0:
+                    pending[service] = (check.stdout + check.stderr).strip() or "unhealthy"
+            if not pending:
+                return
+            time.sleep(1)
+        raise SmokeFailure(f"not healthy after {timeout:.0f}s: {pending}")
+
+    def exec(self, service: str, *command: str) -> str:
+        name = self.container(service)["Name"]
+        return images.podman("exec", name, *command, capture=True).stdout
+
+    def dump_logs(self, lines: int = 40) -> None:
+        for service, c in sorted(self.containers().items()):
+            logs = images.podman("logs", "--tail", str(lines), c["Name"], check=False, capture=True)
+            print(f"\n----- {service} ({c['State']['Status']}, restarts {c['RestartCount']})")
+            print((logs.stdout + logs.stderr).rstrip())
+        print(f"\n----- podman-compose\n{self.log.read_text()[-4000:]}")
+
+
+def write_env(folder: Path, gateway_port: int, stripe_port: int) -> Path:
+    key_file = folder / "restate-identity.pem"
+    public_key = identity_keys.ensure(key_file)
+    env = {
+        "STRIPE_API_KEY": STRIPE_KEY,
+        "STRIPE_API_BASE": "http://stripe-emulator:12111",
+        "ADMIN_TOKEN": uuid.uuid4().hex,
+        "RESTATE_IDENTITY_KEYS": public_key,
+        "RESTATE_IDENTITY_KEY_FILE": str(key_file),
+        "GATEWAY_PORT": str(gateway_port),
+        "RESTATE_ADMIN_PORT": str(free_port()),
+        "STRIPE_EMULATOR_PORT": str(stripe_port),
+        "CANCEL_WINDOW_SECONDS": "5",
+    }
+    path = folder / "smoke.env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    return path
+
+
+class Shop:
+    """The published gateway and the emulator's Stripe API, from the host."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.gateway = httpx.Client(base_url=f"http://127.0.0.1:{project.gateway_port}", timeout=10)
+        self.stripe = httpx.Client(
+            base_url=f"http://127.0.0.1:{project.stripe_port}",
+            headers={"Authorization": f"Bearer {STRIPE_KEY}"},
+            timeout=10,
+        )
+
+    def place_order(self) -> str:
+        response = self.gateway.post(
+            "/api/orders",
+            json={
+                "customer_email": "smoke@example.com",
+                "items": [{"product_id": "mug-classic", "quantity": 1}],
+                "payment_method": "pm_card_visa",
+            },
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+        )
+        if response.status_code != 202:
+            raise SmokeFailure(f"POST /api/orders: {response.status_code} {response.text}")
+        return response.json()["order_id"]
+
+    def status(self, order_id: str) -> dict[str, Any]:
+        response = self.gateway.get(f"/api/orders/{order_id}")
+        response.raise_for_status()
+        return response.json()
+
+    def wait_final(self, order_id: str, timeout: float) -> dict[str, Any]:
+        def final() -> dict[str, Any]:
+            status = self.status(order_id)
+            if status["status"] not in FINAL:
+                raise SmokeFailure(f"{status['status']} at step {status['step']}")
+            return status
+
+        status = wait_for(f"order {order_id} final", final, timeout, every=0.3)
+        if status["status"] != "completed":
+            raise SmokeFailure(f"order {order_id} ended {status['status']}: {status}")
+        return status
+
+    def assert_charged_once(self, order_id: str) -> None:
+        response = self.stripe.get("/v1/payment_intents", params={"metadata[order_id]": order_id})
+        response.raise_for_status()
+        intents = response.json()["data"]
+        captured = [i for i in intents if i["status"] == "succeeded"]
+        if len(intents) != 1 or len(captured) != 1:
+            raise SmokeFailure(
+                f"order {order_id}: expected one captured PaymentIntent, found "
+                f"{[(i['id'], i['status']) for i in intents]}"
+            )
+
+    def assert_mailed_once(self, order_id: str) -> None:
+        files = self.project.exec(
+            "smtp", "grep", "-rl", f"Message-ID: <{order_id}.confirmation@", "/tmp/mail/new"
+        ).split()
+        if len(files) != 1:
+            raise SmokeFailure(f"order {order_id}: expected one confirmation mail, found {files}")
+
+
+def crash_fulfilment_in_cancel_window(shop: Shop, project: Project) -> None:
+    order_id = shop.place_order()
+    wait_for(
+        f"order {order_id} in its cancel window",
+        lambda: shop.status(order_id)["step"] == "reserved",
+        timeout=30,
+        every=0.1,
+    )
+    before = project.container("fulfilment")
+    os.kill(before["State"]["Pid"], signal.SIGKILL)  # a crash, not a stop: the policy applies
+    print(f"compose smoke: SIGKILLed fulfilment (pid {before['State']['Pid']}) mid-order")
+
+    def restarted() -> bool:
+        now = project.container("fulfilment")
+        return now["RestartCount"] > before["RestartCount"] and now["State"]["Running"]
+
+    wait_for("fulfilment restarted by its restart policy", restarted, timeout=30)
+    shop.wait_final(order_id, timeout=120)
+    shop.assert_charged_once(order_id)
+    shop.assert_mailed_once(order_id)
+
+
+def stop_services(project: Project) -> None:
+    """SIGTERM (their STOPSIGNAL) to the five services at once: each must exit by itself."""
+    containers = project.containers()
+    names = [containers[s]["Name"] for s in SERVICES]
+    started = time.monotonic()
+    images.podman("stop", "--time", "10", *names, capture=True)
+    took = time.monotonic() - started
+    codes = {s: project.container(s)["State"]["ExitCode"] for s in SERVICES}
+    killed = [s for s, code in codes.items() if code == 128 + signal.SIGKILL]
+    if killed or took > 9:
+        raise SmokeFailure(f"services did not exit on SIGTERM in time ({took:.1f}s): {codes}")
+    print(f"compose smoke: the five services exited on SIGTERM in {took:.1f}s: {codes}")
+
+
+def main() -> int:
+    started = time.monotonic()
+    project = None
+    try:
+        preflight()
+        with tempfile.TemporaryDirectory(prefix="shop-compose-smoke-") as tmp:
+            folder = Path(tmp)
+            gateway_port, stripe_port = free_port(), free_port()
+            env_file = write_env(folder, gateway_port, stripe_port)
+            with stage("images"):
+                images.ensure_base()
+                check_can_run_containers()
+                for tag, size in images.build_all(env_file).items():
+                    print(f"  {size / 1e6:6.0f} MB  {tag}")
+            project = Project(
+                name=f"shop-smoke-{os.getpid()}",
+                env_file=env_file,
+                log=folder / "podman-compose.log",
+                gateway_port=gateway_port,
+                stripe_port=stripe_port,
+            )
+            try:
+                with stage("podman-compose up, every healthcheck passing"):
+                    project.compose("up", "-d")
+                    project.wait_healthy(timeout=240)
+                shop = Shop(project)
+                with stage("an order through the gateway: completed, charged once, mailed once"):
+                    order_id = shop.place_order()
+                    shop.wait_final(order_id, timeout=60)
+                    shop.assert_charged_once(order_id)
+                    shop.assert_mailed_once(order_id)
+                with stage("fulfilment killed in the cancel window: restarted, order completes"):
+                    crash_fulfilment_in_cancel_window(shop, project)
+                with stage("services stop promptly on SIGTERM"):
+                    stop_services(project)
+            except BaseException:
+                project.dump_logs()
+                raise
+            finally:
+                with stage("podman-compose down -v"):
+                    project.compose("down", "-v", check=False)
+    except (SmokeFailure, images.ImageError) as e:
+        print(f"\ncompose smoke: FAILED after {time.monotonic() - started:.0f}s: {e}", flush=True)
+        return 1
+    print(f"\ncompose smoke: passed in {time.monotonic() - started:.0f}s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

