@@ -21,6 +21,7 @@ MODES = {
     "replay": {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"},
 }
 CANCEL_WINDOW_SECONDS = 1
+MAX_ORDERS_IN_FLIGHT = 20  # per gateway; test_overload goes beyond it
 
 
 @pytest.fixture(scope="session", params=sorted(MODES))
@@ -37,6 +38,7 @@ def stack(
             "CANCEL_WINDOW_SECONDS": str(CANCEL_WINDOW_SECONDS),
             "SSE_PING_SECONDS": "1",
             "CRASH_POINTS_DIR": str(state / "crash"),
+            "MAX_ORDERS_IN_FLIGHT": str(MAX_ORDERS_IN_FLIGHT),
         },
     )
     with stack.running(timeout=90):

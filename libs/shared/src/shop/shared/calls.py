@@ -1,6 +1,11 @@
-"""Typed calls between services, by Restate name, so no service imports another."""
+"""Typed calls between services, by Restate name, so no service imports another.
 
-from typing import TypeVar
+Each helper sends its call at once and returns a Reply to await: calls made one after another
+before any is awaited run concurrently, in the order they were made (deterministic on replay).
+"""
+
+from collections.abc import Awaitable, Generator
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 from restate import Context
@@ -21,40 +26,49 @@ from shop.shared.models import (
 Out = TypeVar("Out", bound=BaseModel)
 
 
-async def _call(
+class Reply(Generic[Out]):
+    """A call already sent through Restate; awaiting it gives the typed answer."""
+
+    def __init__(self, raw: Awaitable[bytes], out: type[Out]) -> None:
+        self.raw, self.out = raw, out
+
+    def __await__(self) -> Generator[Any, None, Out]:
+        return self._parse().__await__()
+
+    async def _parse(self) -> Out:
+        return self.out.model_validate_json(await self.raw)
+
+
+def _call(
     ctx: Context, service: str, handler: str, arg: BaseModel, out: type[Out], key: str | None = None
-) -> Out:
-    raw = await ctx.generic_call(service, handler, arg.model_dump_json().encode(), key=key)
-    return out.model_validate_json(raw)
+) -> Reply[Out]:
+    raw = ctx.generic_call(service, handler, arg.model_dump_json().encode(), key=key)
+    return Reply(raw, out)
 
 
-async def authorize(ctx: Context, request: ChargeRequest) -> Charge:
-    return await _call(ctx, names.PAYMENTS, "authorize", request, Charge)
+def authorize(ctx: Context, request: ChargeRequest) -> Reply[Charge]:
+    return _call(ctx, names.PAYMENTS, "authorize", request, Charge)
 
 
-async def capture(ctx: Context, charge: Charge) -> Charge:
-    return await _call(ctx, names.PAYMENTS, "capture", charge, Charge)
+def capture(ctx: Context, charge: Charge) -> Reply[Charge]:
+    return _call(ctx, names.PAYMENTS, "capture", charge, Charge)
 
 
-async def refund(ctx: Context, charge: Charge) -> Refund:
-    return await _call(ctx, names.PAYMENTS, "refund", charge, Refund)
+def refund(ctx: Context, charge: Charge) -> Reply[Refund]:
+    return _call(ctx, names.PAYMENTS, "refund", charge, Refund)
 
 
-async def reserve(ctx: Context, sku: str, request: Reservation) -> ReservationResult:
-    return await _call(ctx, names.INVENTORY, "reserve", request, ReservationResult, key=sku)
+def reserve(ctx: Context, sku: str, request: Reservation) -> Reply[ReservationResult]:
+    return _call(ctx, names.INVENTORY, "reserve", request, ReservationResult, key=sku)
 
 
-async def release(ctx: Context, sku: str, order_id: str) -> StockLevel:
-    return await _call(
-        ctx, names.INVENTORY, "release", OrderRef(order_id=order_id), StockLevel, key=sku
-    )
+def release(ctx: Context, sku: str, order_id: str) -> Reply[StockLevel]:
+    return _call(ctx, names.INVENTORY, "release", OrderRef(order_id=order_id), StockLevel, key=sku)
 
 
-async def commit(ctx: Context, sku: str, order_id: str) -> StockLevel:
-    return await _call(
-        ctx, names.INVENTORY, "commit", OrderRef(order_id=order_id), StockLevel, key=sku
-    )
+def commit(ctx: Context, sku: str, order_id: str) -> Reply[StockLevel]:
+    return _call(ctx, names.INVENTORY, "commit", OrderRef(order_id=order_id), StockLevel, key=sku)
 
 
-async def send_email(ctx: Context, request: EmailRequest) -> EmailReceipt:
-    return await _call(ctx, names.EMAIL, "send", request, EmailReceipt)
+def send_email(ctx: Context, request: EmailRequest) -> Reply[EmailReceipt]:
+    return _call(ctx, names.EMAIL, "send", request, EmailReceipt)

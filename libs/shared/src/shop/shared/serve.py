@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 import httpx
 import restate
+import uvloop
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 from restate._internal import IdentityKeyException  # type: ignore[import-not-found]
@@ -121,4 +122,4 @@ def run(name: str, services: Iterable[object], settings: ServiceSettings) -> Non
     except RequestSigningMisconfigured as e:
         log.critical("%s: refusing to start: %s", name, e)
         sys.exit(2)
-    asyncio.run(_serve(app, settings))
+    uvloop.run(_serve(app, settings))  # libuv's loop: less CPU per request than asyncio's

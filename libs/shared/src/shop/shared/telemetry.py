@@ -75,30 +75,33 @@ class Level1TraceIds(RandomIdGenerator):
         return False
 
 
+def tracing_enabled() -> bool:
+    return _enabled("TRACES")
+
+
 def setup_telemetry(service: str) -> None:
-    """Once per process, before any client is created."""
+    """Once per process, before any client is created. Only what is exported is set up: with
+    no endpoint the API's no-op tracer and meter stay in place and nothing is instrumented,
+    so telemetry costs nothing per request."""
     os.environ.setdefault("OTEL_SERVICE_NAME", service)
     resource = Resource.create()  # reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
-    tracer_provider = TracerProvider(resource=resource, id_generator=Level1TraceIds())
-    if _enabled("TRACES"):
+    if tracing_enabled():
         if _grpc("TRACES"):
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         else:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        tracer_provider = TracerProvider(resource=resource, id_generator=Level1TraceIds())
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(tracer_provider)
-
-    readers = []
+        trace.set_tracer_provider(tracer_provider)
+        HTTPXClientInstrumentor().instrument()
+        RedisInstrumentor().instrument()
     if _enabled("METRICS"):
         if _grpc("METRICS"):
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         else:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
-    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
-
-    HTTPXClientInstrumentor().instrument()
-    RedisInstrumentor().instrument()
+        reader = PeriodicExportingMetricReader(OTLPMetricExporter())
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
 
 
 def current_ids() -> tuple[str | None, str | None]:

@@ -6,7 +6,8 @@ from functools import cache
 
 import redis.asyncio as redis
 import restate
-from restate import RunOptions, WorkflowContext
+from restate import WorkflowContext
+from restate.server_context import restate_context_is_replaying
 
 from shop.fulfilment.settings import settings
 from shop.shared import progress_feed as feed
@@ -27,7 +28,7 @@ def valkey() -> redis.Redis:
 
 async def push(status: OrderStatus) -> bool:
     """Append to the order's short history, then publish to live subscribers. Runs once per
-    step (journaled), so it is also where finished orders are counted."""
+    step (not again on replay), so it is also where finished orders are counted."""
     if status.is_final:
         orders_finished.add(1, {"status": status.status})
     with step("progress push", status.order_id, **{"shop.order.step": status.step}):
@@ -82,5 +83,10 @@ class Progress:
         )
         log.info("order %s: %s (%d%%) %s", self.order_id, step, percent, message)
         self.ctx.set(STATUS_KEY, update)
-        # Journaled, so a replay does not push again; one attempt: a late push is worthless.
-        await self.ctx.run_typed("push-progress", push, RunOptions(max_attempts=1), status=update)
+        # The push is not a journaled step, which would cost a round trip to Restate per step:
+        # it runs when the workflow first reaches this line and is skipped while it replays
+        # (the flag the SDK's own logger uses). The state above is what counts; a push made
+        # twice (a crash before the next step was journaled) changes nothing, since the
+        # history refuses a seq it holds and subscribers keep the highest seq.
+        if not restate_context_is_replaying.get():
+            await push(update)

@@ -95,7 +95,7 @@ async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
     window = await ctx.run_typed("cancel-window-seconds", cancel_window)
     await progress("received", 5, "Order received", cancellable=True)
     total = money(order.total_cents, order.currency)
-    lines = sorted(order.lines, key=lambda line: line.product_id)  # one global order: no deadlock
+    lines = sorted(order.lines, key=lambda line: line.product_id)  # one order, on every replay
     undo: list[Callable[[], Awaitable[object]]] = []
     try:
         charge = await calls.authorize(
@@ -109,12 +109,16 @@ async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
         )
         undo.append(lambda: calls.refund(ctx, charge))
         await progress("authorized", 25, f"{total} held on your card", cancellable=True)
+        # Every line at once (one SKU object each); a line's release is queued behind its
+        # reserve on that SKU, so undoing a line whose reserve is still running is safe.
+        reservations = []
         for line in lines:
             sku = line.product_id
             undo.append(lambda sku=sku: calls.release(ctx, sku, order.order_id))
-            await calls.reserve(
-                ctx, sku, Reservation(order_id=order.order_id, quantity=line.quantity)
-            )
+            reservation = Reservation(order_id=order.order_id, quantity=line.quantity)
+            reservations.append(calls.reserve(ctx, sku, reservation))
+        for reserved in reservations:
+            await reserved
         await progress(
             "reserved", 45, f"Stock reserved; you can cancel for {window:g}s", cancellable=True
         )
@@ -129,9 +133,11 @@ async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
     except TerminalError as e:  # e.g. the hold expired: give everything back
         return await unwind(ctx, order, progress, undo, e, decided=True)
     await progress("charged", 70, f"{total} charged")
-    for line in lines:
-        await calls.commit(ctx, line.product_id, order.order_id)
+    # The stock leaves the shelf while the confirmation is mailed: neither waits for the other.
+    commits = [calls.commit(ctx, line.product_id, order.order_id) for line in lines]
     mailed = await notify(ctx, order, "confirmation", None)
+    for committed in commits:
+        await committed
     result = FulfilmentResult(
         order_id=order.order_id, status="completed", payment_intent_id=charge.payment_intent_id
     )

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Response
 from fastapi.responses import JSONResponse
 
-from shop.gateway.deps import Hub, Ingress, Settings, require_admin
+from shop.gateway.deps import Admit, Hub, Ingress, Settings, require_admin
 from shop.gateway.events import event_name, event_stream
 from shop.gateway.orders import (
     ORDER_ID_PATTERN,
@@ -35,11 +35,12 @@ def status_body(status: OrderStatus) -> dict[str, Any]:
 async def place_order(
     order: OrderRequest,
     ingress: Ingress,
+    admission: Admit,
     idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
 ) -> dict[str, str]:
     """Starts the order. `order_secret` is what cancelling it takes (the `Order-Secret`
     header): keep it. The same Idempotency-Key with the same body answers the same again."""
-    placed = await place(ingress, order, idempotency_key)
+    placed = await place(ingress, admission, order, idempotency_key)
     order_id = placed.order_id
     return {
         "order_id": order_id,

@@ -12,10 +12,12 @@ from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from shop.gateway import api, errors, pages
+from shop.gateway.admission import InFlight
 from shop.gateway.deps import Hub, Ingress
 from shop.gateway.progress_hub import ProgressHub
 from shop.gateway.restate_ingress import RestateIngress
 from shop.gateway.settings import GatewaySettings
+from shop.shared.telemetry import tracing_enabled
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -31,8 +33,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             ) as ingress,
             httpx.AsyncClient(base_url=settings.restate_admin_url, timeout=timeout) as admin,
         ):
-            hub = ProgressHub(settings.valkey_url)
+            in_flight = InFlight(settings.max_orders_in_flight, settings.order_in_flight_seconds)
+            hub = ProgressHub(settings.valkey_url, on_final=in_flight.finish)
             hub_task = asyncio.create_task(hub.run())
+            app.state.in_flight = in_flight
             app.state.settings = settings
             app.state.ingress = RestateIngress(ingress, admin)
             app.state.hub = hub
@@ -43,9 +47,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 await hub.aclose()
 
     app = FastAPI(title="shop gateway", lifespan=lifespan)
-    # Server spans for every request; the httpx instrumentation (set up with telemetry)
-    # carries the trace context on into Restate's ingress.
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,static")
+    if tracing_enabled():
+        # Server spans for every request; the httpx instrumentation (set up with telemetry)
+        # carries the trace context on into Restate's ingress.
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,static")
     errors.install(app)
     app.include_router(api.router)
     app.include_router(pages.router)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from shop.gateway.admission import InFlight
 from shop.gateway.progress_hub import ProgressHub
 from shop.gateway.restate_ingress import RestateIngress
 from shop.gateway.settings import GatewaySettings
@@ -23,9 +24,28 @@ def get_hub(request: Request) -> ProgressHub:
     return request.app.state.hub
 
 
+class Admission:
+    """Admits a new order or raises Overloaded (429); then `start` counts it as placed, or
+    `abandon` gives its place back."""
+
+    def __init__(self, request: Request) -> None:
+        self.in_flight: InFlight = request.app.state.in_flight
+        self.hub: ProgressHub = request.app.state.hub
+
+    def admit(self) -> None:
+        self.in_flight.admit(self.hub.connected)
+
+    def start(self, order_id: str) -> None:
+        self.in_flight.start(order_id)
+
+    def abandon(self) -> None:
+        self.in_flight.abandon()
+
+
 Settings = Annotated[GatewaySettings, Depends(get_settings)]
 Ingress = Annotated[RestateIngress, Depends(get_ingress)]
 Hub = Annotated[ProgressHub, Depends(get_hub)]
+Admit = Annotated[Admission, Depends(Admission)]
 
 
 def admin_authorized(authorization: str | None, token: str) -> bool:

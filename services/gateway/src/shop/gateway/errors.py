@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from shop.gateway.admission import Overloaded
 from shop.gateway.orders import IdempotencyConflict
 from shop.gateway.restate_ingress import OrderNotFound, RestateUnavailable
 
@@ -53,6 +54,14 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             {"error": "Idempotency-Key reused", "fields": {"Idempotency-Key": message}},
             status_code=422,
+        )
+
+    @app.exception_handler(Overloaded)
+    async def overloaded(_: Request, e: Overloaded) -> JSONResponse:
+        return JSONResponse(
+            {"error": "too many orders in progress; try again shortly"},
+            status_code=429,
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(RestateUnavailable)

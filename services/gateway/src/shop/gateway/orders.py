@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from shop.gateway.deps import Admission
 from shop.gateway.restate_ingress import OrderNotFound, RestateIngress
 from shop.shared.catalog import CATALOG
 from shop.shared.models import KeyedOrder, Order, OrderLine
@@ -120,11 +121,10 @@ class PlacedOrder(BaseModel):
     secret: str
 
 
-async def place(
+async def start_once(
     ingress: RestateIngress, request: OrderRequest, idempotency_key: str | None
 ) -> PlacedOrder:
-    """Start a new order. With an Idempotency-Key, the same request again is the same order
-    (and secret), and a different request under that key is IdempotencyConflict."""
+    """The order started, or with an Idempotency-Key, the order that key started first."""
     secret = new_secret()
     order = build_order(request, secret)
     if idempotency_key is None:
@@ -135,6 +135,25 @@ async def place(
     if reply.outcome == "conflict" or reply.order_id is None or reply.secret is None:
         raise IdempotencyConflict()
     return PlacedOrder(order_id=reply.order_id, secret=reply.secret)
+
+
+async def place(
+    ingress: RestateIngress,
+    admission: Admission,
+    request: OrderRequest,
+    idempotency_key: str | None,
+) -> PlacedOrder:
+    """Start a new order (Overloaded when too many are in progress). With an Idempotency-Key,
+    the same request again is the same order (and secret), and a different request under
+    that key is IdempotencyConflict."""
+    admission.admit()
+    try:
+        placed = await start_once(ingress, request, idempotency_key)
+    except BaseException:
+        admission.abandon()
+        raise
+    admission.start(placed.order_id)
+    return placed
 
 
 async def check_owner(ingress: RestateIngress, order_id: str, secret: str | None) -> None:

@@ -10,7 +10,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from shop.gateway.deps import Hub, Ingress, Settings, require_admin
+from shop.gateway.admission import Overloaded
+from shop.gateway.deps import Admit, Hub, Ingress, Settings, require_admin
 from shop.gateway.errors import field_errors
 from shop.gateway.events import event_stream
 from shop.gateway.orders import (
@@ -105,7 +106,10 @@ async def store(request: Request, ingress: Ingress) -> HTMLResponse:
 
 @router.post("/orders", response_model=None)
 async def place_order_form(
-    request: Request, ingress: Ingress, hx_request: Annotated[str | None, Header()] = None
+    request: Request,
+    ingress: Ingress,
+    admission: Admit,
+    hx_request: Annotated[str | None, Header()] = None,
 ) -> Response:
     fields = await form_fields(request)
     items = cart_items(fields)
@@ -120,10 +124,13 @@ async def place_order_form(
     except ValidationError as e:
         return await render_store(request, ingress, fields, form_errors(e, items), 422)
     try:
-        placed = await place(ingress, order, fields.get("idempotency_key") or None)
+        placed = await place(ingress, admission, order, fields.get("idempotency_key") or None)
     except IdempotencyConflict:  # the form was tampered with, or sent again changed
         errors = {"form": "This form was already used for another order; please try again."}
         return await render_store(request, ingress, {**fields, "idempotency_key": ""}, errors, 422)
+    except Overloaded:
+        errors = {"form": "So many orders right now: please place yours again in a moment."}
+        return await render_store(request, ingress, fields, errors, 429)
     page = f"/orders/{placed.order_id}"
     response: Response
     if hx_request:  # htmx: a full page load of the order page

@@ -5,7 +5,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -18,8 +18,13 @@ Queue = asyncio.Queue[OrderStatus | None]
 
 
 class ProgressHub:
-    def __init__(self, valkey_url: str, timeout: float = 1.0) -> None:
-        self.valkey_url = valkey_url
+    def __init__(
+        self,
+        valkey_url: str,
+        on_final: Callable[[str], None] = lambda order_id: None,
+        timeout: float = 1.0,
+    ) -> None:
+        self.valkey_url, self.on_final = valkey_url, on_final
         self.valkey = redis.Redis.from_url(
             valkey_url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
@@ -63,6 +68,8 @@ class ProgressHub:
         except ValueError:
             log.warning("ignoring malformed progress message: %r", raw[:200])
             return
+        if status.is_final:
+            self.on_final(status.order_id)
         for queue in self.listeners.get(status.order_id, ()):
             queue.put_nowait(status)
 

@@ -1,0 +1,35 @@
+"""More orders than the gateway may have in progress: the excess is shed at once (429 with
+Retry-After) and starts nothing; every order admitted completes."""
+
+import concurrent.futures
+
+import httpx
+
+from .conftest import MAX_ORDERS_IN_FLIGHT
+from .helpers import customer, final_status, track
+
+
+def test_orders_beyond_the_in_flight_bound_are_shed_and_the_rest_complete(
+    gateway: httpx.Client, restate_admin, stack
+) -> None:
+    offered = MAX_ORDERS_IN_FLIGHT + 10
+    # Every authorization takes 3 s, so the first orders are all still in progress.
+    faults = {"latency_next": MAX_ORDERS_IN_FLIGHT, "latency_ms": 3000}
+    httpx.put(f"{stack.stripe_url}/_emulator/faults", json=faults)
+    runs_before = restate_admin.workflow_runs()
+
+    def order(_: int) -> tuple[httpx.Response, str]:
+        email = customer()
+        body = {"customer_email": email, "items": [{"product_id": "sticker-pack", "quantity": 1}]}
+        return gateway.post("/api/orders", json=body), email
+
+    with concurrent.futures.ThreadPoolExecutor(offered) as pool:
+        answers = list(pool.map(order, range(offered)))
+    accepted = [track(r.json()["order_id"], e) for r, e in answers if r.status_code == 202]
+    shed = [r for r, _ in answers if r.status_code == 429]
+    assert len(accepted) + len(shed) == offered
+    assert 0 < len(accepted) <= MAX_ORDERS_IN_FLIGHT and len(shed) >= offered - MAX_ORDERS_IN_FLIGHT
+    assert all(r.headers["Retry-After"] == "1" for r in shed)
+    assert restate_admin.workflow_runs() - runs_before == len(accepted)
+    for order_id in accepted:
+        assert final_status(gateway, order_id, timeout=60)["status"] == "completed"
