@@ -2,9 +2,7 @@
 services, on free ports in a temporary folder, started by the same code as `./task dev`."""
 
 import json
-import mailbox
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -12,6 +10,7 @@ import stripe
 
 from shop.dev.stack import Ports, Stack
 
+from ..invariants import SUBJECT_WORD, Mail, money_kept, stripe_client
 from .helpers import PLACED, eventually, final_status
 
 # Every e2e test runs twice: on a normal server, and on one that suspends the handler after
@@ -58,21 +57,7 @@ def admin(stack: Stack) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def stripe_api(stack: Stack) -> stripe.StripeClient:
-    """The Stripe API as an operator would query it, through the official SDK."""
-    return stripe.StripeClient("sk_test_e2e", base_addresses={"api": stack.stripe_url})
-
-
-class Mail:
-    def __init__(self, maildir: Path) -> None:
-        self.maildir = maildir
-
-    def to(self, address: str, order_id: str) -> list[mailbox.MaildirMessage]:
-        box = mailbox.Maildir(self.maildir, create=False)
-        return [m for m in box if m["To"] == address and order_id in (m["Subject"] or "")]
-
-    def received(self, address: str, order_id: str) -> dict[str, mailbox.MaildirMessage]:
-        """What the customer's mail client shows: one message per Message-ID."""
-        return {m["Message-ID"]: m for m in self.to(address, order_id)}
+    return stripe_client(stack.stripe_url)
 
 
 @pytest.fixture(scope="session")
@@ -138,21 +123,3 @@ def invariants(
     for product in gateway.get("/api/products").json():
         assert product["reserved"] == 0, product
         assert product["stocked"] == product["available"] + product["sold"], product
-
-
-SUBJECT_WORD = {
-    "completed": "confirmed",
-    "failed": "could not be completed",
-    "cancelled": "cancelled",
-}
-
-
-def money_kept(stripe_api: stripe.StripeClient, order_id: str) -> tuple[int, bool]:
-    """Cents the shop keeps for an order (captured minus refunded), and whether a hold remains."""
-    intents = stripe_api.v1.payment_intents.list(params={"metadata": {"order_id": order_id}})
-    kept, held = 0, False
-    for intent in intents.data:
-        held = held or intent.status == "requires_capture"
-        refunds = stripe_api.v1.refunds.list(params={"payment_intent": intent.id})
-        kept += intent.amount_received - sum(r.amount for r in refunds.data)
-    return kept, held

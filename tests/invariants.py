@@ -1,0 +1,59 @@
+"""What must hold after any run, read only through public interfaces: the Stripe API (the
+official SDK), the Maildir the SMTP server delivers to, and the gateway's API. Shared by the
+e2e tests' after-each-test check and the chaos run."""
+
+import mailbox
+from pathlib import Path
+
+import stripe
+
+FINAL = {"completed", "failed", "cancelled"}
+# A word of the subject of the one mail each final order sends, by final status.
+SUBJECT_WORD = {
+    "completed": "confirmed",
+    "failed": "could not be completed",
+    "cancelled": "cancelled",
+}
+
+
+def stripe_client(stripe_url: str) -> stripe.StripeClient:
+    """The Stripe API as an operator would query it, through the official SDK."""
+    return stripe.StripeClient("sk_test_e2e", base_addresses={"api": stripe_url})
+
+
+def money_kept(stripe_api: stripe.StripeClient, order_id: str) -> tuple[int, bool]:
+    """Cents the shop keeps for an order (captured minus refunded), and whether a hold remains."""
+    intents = stripe_api.v1.payment_intents.list(params={"metadata": {"order_id": order_id}})
+    kept, held = 0, False
+    for intent in intents.data:
+        held = held or intent.status == "requires_capture"
+        refunds = stripe_api.v1.refunds.list(params={"payment_intent": intent.id})
+        kept += intent.amount_received - sum(r.amount for r in refunds.data)
+    return kept, held
+
+
+class Mail:
+    """The customers' inboxes: every message the SMTP server accepted, in its Maildir."""
+
+    def __init__(self, maildir: Path) -> None:
+        self.maildir = maildir
+
+    def messages(self) -> list[mailbox.MaildirMessage]:
+        return list(mailbox.Maildir(self.maildir, create=False))
+
+    def to(self, address: str, order_id: str) -> list[mailbox.MaildirMessage]:
+        return [
+            m for m in self.messages() if m["To"] == address and order_id in (m["Subject"] or "")
+        ]
+
+    def received(self, address: str, order_id: str) -> dict[str, mailbox.MaildirMessage]:
+        """What the customer's mail client shows: one message per Message-ID."""
+        return {m["Message-ID"]: m for m in self.to(address, order_id)}
+
+    def inboxes(self) -> dict[str, dict[str, mailbox.MaildirMessage]]:
+        """Every address's inbox as its mail client shows it (one message per Message-ID),
+        read in one pass: for checking thousands of orders at once."""
+        boxes: dict[str, dict[str, mailbox.MaildirMessage]] = {}
+        for m in self.messages():
+            boxes.setdefault(m["To"], {})[m["Message-ID"]] = m
+        return boxes
