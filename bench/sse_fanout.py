@@ -212,7 +212,14 @@ def main(argv: list[str] | None = None) -> None:
         stack = Stack(
             state=Path(tmp),
             ports=Ports.free(),
-            service_env={"CANCEL_WINDOW_SECONDS": "3600", "LOG_LEVEL": "WARNING"},
+            # Every order is held in its window on purpose: no admission bound for that, and
+            # room in Restate for that many open invocations beside the SSE clients' reads.
+            restate_env={"RESTATE_WORKER__INVOKER__CONCURRENT_INVOCATIONS_LIMIT": "20000"},
+            service_env={
+                "CANCEL_WINDOW_SECONDS": "3600",
+                "LOG_LEVEL": "WARNING",
+                "MAX_ORDERS_IN_FLIGHT": str(10 * args.clients),
+            },
         )
         with stack.running():
             gateway_pid = int(stack.ctl("pid", "gateway").strip())
