@@ -1,16 +1,18 @@
 """Inventory: one Virtual Object per SKU, so Restate runs one stock change at a time per SKU
 and two orders can never oversell it.
 
-State per SKU:
+State per SKU, one entry (`shelf`) so that each change is one journal entry, not four:
 - `available`: absent until the first change, meaning the catalog's opening stock, so a
   restart never resets stock that has changed;
 - `reservations`: quantity held per order, so a retried `reserve` never takes stock twice
   and `release` / `commit` know what to give back or sell;
 - `sold` and `stocked`: what left with completed orders, and everything ever put on the
   shelf. Conserved at every step: stocked == available + reserved + sold.
+Stock kept by an earlier version under one key per field is read once and moved over.
 """
 
 import restate
+from pydantic import BaseModel
 from restate import ObjectContext, ObjectSharedContext, TerminalError
 
 from shop.shared import names
@@ -33,28 +35,49 @@ def known_sku(sku: str) -> str:
     return sku
 
 
+class Shelf(BaseModel):
+    available: int
+    sold: int = 0
+    stocked: int
+    reservations: dict[str, int] = {}
+
+
+SHELF = "shelf"
+OLD_KEYS = ("available", "reservations", "sold", "stocked")
+
+
 async def level(ctx: ObjectContext | ObjectSharedContext) -> tuple[StockLevel, dict[str, int]]:
     sku = known_sku(ctx.key())
-    opening = CATALOG[sku].initial_stock
-    held = await ctx.get("reservations", type_hint=dict[str, int]) or {}
-    available = await ctx.get("available", type_hint=int)
-    sold = await ctx.get("sold", type_hint=int) or 0
-    stocked = await ctx.get("stocked", type_hint=int)
+    shelf = await ctx.get(SHELF, type_hint=Shelf) or await old_shelf(ctx, sku)
     stock = StockLevel(
         sku=sku,
-        available=opening if available is None else available,
-        reserved=sum(held.values()),
-        sold=sold,
-        stocked=opening if stocked is None else stocked,
+        available=shelf.available,
+        reserved=sum(shelf.reservations.values()),
+        sold=shelf.sold,
+        stocked=shelf.stocked,
     )
-    return stock, held
+    return stock, shelf.reservations
+
+
+async def old_shelf(ctx: ObjectContext | ObjectSharedContext, sku: str) -> Shelf:
+    """The SKU's stock as the first version kept it (one key per field), or the catalog's
+    opening stock when it has never changed."""
+    opening = CATALOG[sku].initial_stock
+    available = await ctx.get("available", type_hint=int)
+    stocked = await ctx.get("stocked", type_hint=int)
+    return Shelf(
+        available=opening if available is None else available,
+        sold=await ctx.get("sold", type_hint=int) or 0,
+        stocked=opening if stocked is None else stocked,
+        reservations=await ctx.get("reservations", type_hint=dict[str, int]) or {},
+    )
 
 
 def save(ctx: ObjectContext, stock: StockLevel, held: dict[str, int]) -> None:
-    ctx.set("available", stock.available)
-    ctx.set("reservations", held)
-    ctx.set("sold", stock.sold)
-    ctx.set("stocked", stock.stocked)
+    shelf = Shelf(
+        available=stock.available, sold=stock.sold, stocked=stock.stocked, reservations=held
+    )
+    ctx.set(SHELF, shelf)
 
 
 @inventory.handler()
