@@ -12,6 +12,10 @@ class FulfilmentSettings(ServiceSettings):
     cancel_window_seconds: float = 5
     # How long a progress push to Valkey may take before it is given up (it is best effort).
     progress_push_timeout_seconds: float = 0.5
+    # FULFILMENT_VERSION: which release of this workflow the process is. Any other than v1
+    # names itself in the "received" step's message, so a new version deployed beside the old
+    # one (README, "Shipping a new version of one service") is visible on each order.
+    fulfilment_version: str = "v1"
 
 
 settings = FulfilmentSettings()

@@ -54,6 +54,13 @@ def cancel_window() -> float:
     return settings.cancel_window_seconds
 
 
+def received_message() -> str:
+    """The same on every replay: an invocation stays on the deployment (the process
+    configuration) it started on."""
+    version = settings.fulfilment_version
+    return "Order received" if version == "v1" else f"Order received (fulfilment {version})"
+
+
 async def notify(ctx: WorkflowContext, order: Order, kind: EmailKind, reason: str | None) -> str:
     """Emails the customer; a mail that bounces for good never undoes the order."""
     request = EmailRequest(
@@ -93,7 +100,7 @@ async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
     await ctx.promise(OWNER, type_hint=str).resolve(order.secret_digest or "")
     progress = Progress(ctx, order)
     window = await ctx.run_typed("cancel-window-seconds", cancel_window)
-    await progress("received", 5, "Order received", cancellable=True)
+    await progress("received", 5, received_message(), cancellable=True)
     total = money(order.total_cents, order.currency)
     lines = sorted(order.lines, key=lambda line: line.product_id)  # one order, on every replay
     undo: list[Callable[[], Awaitable[object]]] = []
