@@ -29,3 +29,9 @@ def test_supervisor_config_has_every_program_restarting(tmp_path) -> None:
     ):
         assert f"[program:{program}]" in conf
     assert conf.count("autorestart=true") == 9
+
+
+def test_the_stripe_emulator_keeps_its_ledger_in_the_state_folder(tmp_path) -> None:
+    stack = Stack(state=tmp_path, ports=Ports.free())
+    command, _ = stack.programs()["stripe"]
+    assert command[command.index("--ledger") + 1] == str(tmp_path / "stripe-ledger.sqlite3")

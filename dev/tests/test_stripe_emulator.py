@@ -3,7 +3,10 @@
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import stripe
@@ -12,21 +15,33 @@ import uvicorn
 from shop.dev.stripe_emulator import create_app
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[stripe.StripeClient]:
+@contextmanager
+def emulator(ledger: Path | None = None) -> Iterator[stripe.StripeClient]:
+    """The emulator on a free port (its ledger in memory, or in `ledger`), until the end of
+    the block, and a Stripe client for it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(), port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(ledger), port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.01)
-    yield stripe.StripeClient(
-        "sk_test_unit", base_addresses={"api": f"http://127.0.0.1:{port}"}, max_network_retries=0
-    )
-    server.should_exit = True
-    thread.join(5)
+    try:
+        yield stripe.StripeClient(
+            "sk_test_unit",
+            base_addresses={"api": f"http://127.0.0.1:{port}"},
+            max_network_retries=0,
+        )
+    finally:
+        server.should_exit = True
+        thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[stripe.StripeClient]:
+    with emulator() as client:
+        yield client
 
 
 def charge(client: stripe.StripeClient, key: str, **params: object) -> stripe.PaymentIntent:
@@ -120,3 +135,80 @@ def test_dropped_answer_is_replayed_on_retry(client: stripe.StripeClient) -> Non
     listed = client.v1.payment_intents.list(params={"metadata": {"order_id": "ord_drop"}})
     assert len(listed.data) == 1
     assert charge(client, "k-drop", metadata={"order_id": "ord_drop"}).id == listed.data[0].id
+
+
+def test_auto_pagination_walks_every_intent_once_newest_first(
+    client: stripe.StripeClient,
+) -> None:
+    tag = {"batch": uuid.uuid4().hex}  # these 25 only (made within the same second or two)
+    made = [charge(client, f"k-page-{tag['batch']}-{n}", metadata=tag).id for n in range(25)]
+    first = client.v1.payment_intents.list(params={"metadata": tag, "limit": 10})
+    assert [i.id for i in first.data] == made[::-1][:10] and first.has_more
+    assert [i.id for i in first.auto_paging_iter()] == made[::-1]
+    # Backwards from the oldest: the SDK follows ending_before and yields oldest first.
+    newer = client.v1.payment_intents.list(
+        params={"metadata": tag, "limit": 10, "ending_before": made[0]}
+    )
+    assert [i.id for i in newer.data] == made[10:0:-1] and newer.has_more
+    assert [i.id for i in newer.auto_paging_iter()] == made[1:]
+    last = client.v1.payment_intents.list(
+        params={"metadata": tag, "limit": 10, "starting_after": made[5]}
+    )
+    assert [i.id for i in last.data] == made[4::-1] and not last.has_more
+
+
+def test_refunds_page_too(client: stripe.StripeClient) -> None:
+    intent = charge(client, f"k-refunds-{uuid.uuid4().hex}", amount=1200)
+    made = [
+        client.v1.refunds.create(params={"payment_intent": intent.id, "amount": 100}).id
+        for _ in range(12)
+    ]
+    listed = client.v1.refunds.list(params={"payment_intent": intent.id, "limit": 5})
+    assert len(listed.data) == 5 and listed.has_more
+    assert [r.id for r in listed.auto_paging_iter()] == made[::-1]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 101},
+        {"starting_after": "pi_nowhere"},
+        {"starting_after": "pi_a", "ending_before": "pi_b"},
+    ],
+)
+def test_bad_list_parameters_are_a_400(client: stripe.StripeClient, params: dict) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.list(params=params)  # type: ignore[arg-type]
+    assert caught.value.http_status == 400
+
+
+def test_the_ledger_survives_a_restart(tmp_path: Path) -> None:
+    ledger = tmp_path / "state" / "stripe-ledger.sqlite3"
+    order = {"order_id": "ord_kept"}
+    with emulator(ledger) as client:
+        held = charge(client, "k-kept-held", capture_method="manual", metadata=order)
+        captured = charge(client, "k-kept-captured", metadata=order)
+        refund = client.v1.refunds.create(params={"payment_intent": captured.id, "amount": 300})
+        with pytest.raises(stripe.CardError):
+            charge(client, "k-kept-declined", payment_method="pm_card_chargeDeclined")
+
+    with emulator(ledger) as client:  # a new process would read the same file
+        listed = client.v1.payment_intents.list(params={"metadata": order})
+        assert [(i.id, i.status) for i in listed.data] == [
+            (captured.id, "succeeded"),
+            (held.id, "requires_capture"),
+        ]
+        assert [r.id for r in client.v1.refunds.list(params={"payment_intent": captured.id})] == [
+            refund.id
+        ]
+        # The held charge can still be captured; answers kept for keys are replayed.
+        assert client.v1.payment_intents.capture(held.id).amount_received == 1000
+        assert charge(client, "k-kept-held", capture_method="manual", metadata=order).id == held.id
+        with pytest.raises(stripe.CardError):
+            charge(client, "k-kept-declined", payment_method="pm_card_chargeDeclined")
+        with pytest.raises(stripe.IdempotencyError):
+            charge(client, "k-kept-captured", amount=5000, metadata=order)
+
+    with emulator() as client:  # without a file: nothing from before
+        assert client.v1.payment_intents.list(params={"metadata": order}).data == []

@@ -210,6 +210,11 @@ class Stack:
         """Write N here to have the SMTP server refuse the next N messages (451)."""
         return self.state / "smtp-faults"
 
+    @property
+    def stripe_ledger(self) -> Path:
+        """The Stripe emulator's charges and refunds: kept across restarts of the stack."""
+        return self.state / "stripe-ledger.sqlite3"
+
     def shared_env(self) -> dict[str, str]:
         """What every shop process reads: the same variables as in compose and k8s."""
         p = self.ports
@@ -300,7 +305,8 @@ class Stack:
             ],
             {},
         )
-        stripe = ([py, "-m", "shop.dev.stripe_emulator", "--port", str(p.stripe)], {})
+        emulator = ["--port", str(p.stripe), "--ledger", str(self.stripe_ledger)]
+        stripe = ([py, "-m", "shop.dev.stripe_emulator", *emulator], {})
         env = self.shared_env()
         programs |= {"valkey": valkey, "smtp": smtp, "stripe": stripe}
         for name in (*SERVICES, "gateway"):

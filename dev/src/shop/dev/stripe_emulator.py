@@ -2,17 +2,26 @@
 
 It speaks the part of Stripe's API the shop uses, through the official SDK: PaymentIntents
 (create, confirm, capture, cancel, retrieve, list with a metadata filter), Refunds (create,
-list by payment_intent), `Idempotency-Key` replay, and the test payment methods
-`pm_card_visa` (succeeds) and `pm_card_chargeDeclined` (402 card_declined). State is in memory.
+list by payment_intent), lists paged as Stripe pages them (newest first, `limit`,
+`starting_after`, `ending_before`, `has_more`), `Idempotency-Key` replay, and the test payment
+methods `pm_card_visa` (succeeds) and `pm_card_chargeDeclined` (402 card_declined).
+
+The ledger (PaymentIntents, Refunds, the answers kept for idempotency keys) is in memory, or
+with `--ledger PATH` (or STRIPE_EMULATOR_LEDGER) also in an SQLite file, read back on start:
+the dev stack keeps it in its state folder, so charges outlive a restart like the rest.
 """
 
 import argparse
 import asyncio
 import hashlib
 import json
+import os
 import secrets
+import sqlite3
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -41,16 +50,72 @@ class Faults(BaseModel):
     latency_ms: int = Field(0, ge=0)
 
 
-class Ledger:
-    """Everything the emulator has recorded."""
+class LedgerFile:
+    """The ledger on disk: one row per object and per idempotency key, written as each
+    changes (SQLite in WAL mode: a crash of the emulator loses nothing it answered)."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Each statement commits. Opened where the app is made, used on the server's loop.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS objects (id TEXT PRIMARY KEY, body TEXT)")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, fingerprint TEXT, "
+            "status INTEGER, body TEXT)"
+        )
+
+    def objects(self) -> list[dict[str, Any]]:
+        """Every object, in the order they were first written (rowid)."""
+        rows = self.db.execute("SELECT body FROM objects ORDER BY rowid")
+        return [json.loads(body) for (body,) in rows]
+
+    def replies(self) -> dict[str, tuple[str, int, dict[str, Any]]]:
+        rows = self.db.execute("SELECT key, fingerprint, status, body FROM replies")
+        return {key: (seen, status, json.loads(body)) for key, seen, status, body in rows}
+
+    def put(self, obj: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO objects (id, body) VALUES (?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+            (obj["id"], json.dumps(obj)),
+        )
+
+    def put_reply(self, key: str, fingerprint: str, status: int, body: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)",
+            (key, fingerprint, status, json.dumps(body)),
+        )
+
+
+class Ledger:
+    """Everything the emulator has recorded: in memory, and in `path` when given."""
+
+    def __init__(self, path: Path | None = None) -> None:
         self.faults = Faults()
         self.intents: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         # idempotency key -> (request fingerprint, status, body), as Stripe keeps them
         self.replies: dict[str, tuple[str, int, dict[str, Any]]] = {}
         self.key_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.file = LedgerFile(path) if path else None
+        if self.file:
+            for obj in self.file.objects():
+                kind = self.intents if obj["object"] == "payment_intent" else self.refunds
+                kind[obj["id"]] = obj
+            self.replies = self.file.replies()
+
+    def save(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Record a new or changed object (on disk too); returns it."""
+        if self.file:
+            self.file.put(obj)
+        return obj
+
+    def keep_reply(self, key: str, fingerprint: str, status: int, body: dict[str, Any]) -> None:
+        self.replies[key] = (fingerprint, status, body)
+        if self.file:
+            self.file.put_reply(key, fingerprint, status, body)
 
 
 def new_id(prefix: str) -> str:
@@ -99,8 +164,11 @@ def create_intent(ledger: Ledger, params: dict[str, Any]) -> dict[str, Any]:
     if intent["payment_method"]:
         intent["status"] = "requires_confirmation"
     ledger.intents[intent["id"]] = intent
-    if flag(params, "confirm"):
-        confirm(intent, params)
+    try:
+        if flag(params, "confirm"):
+            confirm(intent, params)
+    finally:  # a declined card leaves the intent changed too
+        ledger.save(intent)
     return intent
 
 
@@ -222,7 +290,7 @@ def refund(ledger: Ledger, params: dict[str, Any]) -> dict[str, Any]:
         "metadata": params.get("metadata") or {},
     }
     ledger.refunds[item["id"]] = item
-    return item
+    return ledger.save(item)
 
 
 class Dropped(Exception):
@@ -237,14 +305,66 @@ def dropped() -> Response:
     return StreamingResponse(body(), status_code=200, media_type="application/json")
 
 
-def page(url: str, items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
-    items = sorted(items, key=lambda i: i["created"], reverse=True)
-    return {"object": "list", "url": url, "has_more": len(items) > limit, "data": items[:limit]}
+def page(
+    url: str,
+    objects: list[dict[str, Any]],
+    wanted: Callable[[dict[str, Any]], bool],
+    query: dict[str, Any],
+) -> dict[str, Any]:
+    """One page of a list, as Stripe answers it: newest first, at most `limit` (1 to 100,
+    default 10) of the objects `wanted` selects; `starting_after=<id>` the ones after that
+    object (older), `ending_before=<id>` the ones just before it (newer); `has_more` says
+    whether there are more beyond the page in the direction of travel."""
+    limit = list_limit(query)
+    after, before = query.get("starting_after"), query.get("ending_before")
+    if after and before:
+        raise StripeError(
+            400,
+            "invalid_request_error",
+            "You may only specify one of these parameters: ending_before, starting_after.",
+        )
+    # Newest first; objects made in the same second in the order they were made, newest first.
+    ordered = sorted(reversed(objects), key=lambda o: o["created"], reverse=True)
+    if after:
+        ordered = ordered[cursor(ordered, after, "starting_after") + 1 :]
+    elif before:
+        ordered = ordered[: cursor(ordered, before, "ending_before")]
+    selected = [o for o in ordered if wanted(o)]
+    data = selected[-limit:] if before else selected[:limit]
+    return {"object": "list", "url": url, "has_more": len(selected) > limit, "data": data}
 
 
-def create_app() -> FastAPI:
+def list_limit(query: dict[str, Any]) -> int:
+    if "limit" not in query:
+        return 10
+    limit = as_int(query, "limit")
+    if limit > 100:
+        raise StripeError(
+            400,
+            "invalid_request_error",
+            "Invalid limit: must be between 1 and 100.",
+            param="limit",
+        )
+    return limit
+
+
+def cursor(ordered: list[dict[str, Any]], object_id: Any, param: str) -> int:
+    """Where the object a page starts after (or ends before) is in the list."""
+    for index, obj in enumerate(ordered):
+        if obj["id"] == object_id:
+            return index
+    raise StripeError(
+        400,
+        "invalid_request_error",
+        f"No such object: '{object_id}'",
+        code="resource_missing",
+        param=param,
+    )
+
+
+def create_app(ledger_path: Path | None = None) -> FastAPI:
     app = FastAPI(title="Stripe emulator")
-    ledger = Ledger()
+    ledger = Ledger(ledger_path)
     app.state.ledger = ledger
 
     @app.exception_handler(StripeError)
@@ -294,7 +414,7 @@ def create_app() -> FastAPI:
             chunks = [chunk async for chunk in response.body_iterator]
             reply = json.loads(b"".join(chunks))
             if response.status_code < 500:  # Stripe does not keep answers to its own failures
-                ledger.replies[key] = (fingerprint, response.status_code, reply)
+                ledger.keep_reply(key, fingerprint, response.status_code, reply)
             return JSONResponse(
                 reply, status_code=response.status_code, headers={"Idempotency-Key": key}
             )
@@ -330,13 +450,12 @@ def create_app() -> FastAPI:
     @app.get("/v1/payment_intents")
     async def list_payment_intents(request: Request) -> dict[str, Any]:
         query = decode(list(request.query_params.multi_items()))
-        wanted = query.get("metadata") or {}
-        items = [
-            i
-            for i in ledger.intents.values()
-            if all(i["metadata"].get(k) == v for k, v in wanted.items())
-        ]
-        return page("/v1/payment_intents", items, int(query.get("limit", 10)))
+        metadata = query.get("metadata") or {}
+
+        def wanted(intent: dict[str, Any]) -> bool:
+            return all(intent["metadata"].get(k) == v for k, v in metadata.items())
+
+        return page("/v1/payment_intents", list(ledger.intents.values()), wanted, query)
 
     @app.get("/v1/payment_intents/{intent_id}")
     async def retrieve_payment_intent(intent_id: str) -> dict[str, Any]:
@@ -345,20 +464,23 @@ def create_app() -> FastAPI:
     @app.post("/v1/payment_intents/{intent_id}/confirm")
     async def confirm_payment_intent(intent_id: str, request: Request) -> dict[str, Any]:
         intent = get_intent(ledger, intent_id)
-        confirm(intent, await params_of(request))
+        try:
+            confirm(intent, await params_of(request))
+        finally:  # a declined card changes the intent too
+            ledger.save(intent)
         return intent
 
     @app.post("/v1/payment_intents/{intent_id}/capture")
     async def capture_payment_intent(intent_id: str) -> dict[str, Any]:
         intent = get_intent(ledger, intent_id)
         capture(intent)
-        return intent
+        return ledger.save(intent)
 
     @app.post("/v1/payment_intents/{intent_id}/cancel")
     async def cancel_payment_intent(intent_id: str) -> dict[str, Any]:
         intent = get_intent(ledger, intent_id)
         cancel(intent)
-        return intent
+        return ledger.save(intent)
 
     @app.post("/v1/refunds")
     async def create_refund(request: Request) -> dict[str, Any]:
@@ -367,12 +489,13 @@ def create_app() -> FastAPI:
     @app.get("/v1/refunds")
     async def list_refunds(request: Request) -> dict[str, Any]:
         query = decode(list(request.query_params.multi_items()))
-        items = [
-            r
-            for r in ledger.refunds.values()
-            if "payment_intent" not in query or r["payment_intent"] == query["payment_intent"]
-        ]
-        return page("/v1/refunds", items, int(query.get("limit", 10)))
+
+        def wanted(refund: dict[str, Any]) -> bool:
+            return (
+                "payment_intent" not in query or refund["payment_intent"] == query["payment_intent"]
+            )
+
+        return page("/v1/refunds", list(ledger.refunds.values()), wanted, query)
 
     @app.put("/_emulator/faults")
     async def set_faults(faults: Faults) -> Faults:
@@ -394,8 +517,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12111)
+    parser.add_argument(
+        "--ledger",
+        type=Path,
+        default=os.environ.get("STRIPE_EMULATOR_LEDGER") or None,
+        help="SQLite file that keeps the ledger across restarts (default: memory only)",
+    )
     args = parser.parse_args()
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(args.ledger), host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":
