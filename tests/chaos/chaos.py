@@ -55,6 +55,7 @@ PLENTY_STOCK = 100_000
 SCARCE, SCARCE_STOCK = "poster-a2", 5  # only out-of-stock orders ask for it, always for more
 DECLINED_CARD = "pm_card_chargeDeclined"
 CANCEL_WINDOW_SECONDS = 1
+NO_ANSWER = "no answer within the client's patience"
 # Outage answers a client waits out and retries (the same request, the same key).
 RETRY = {429, 502, 503, 504}
 UNEXPECTED_5XX = {500, 502, 504}
@@ -66,6 +67,23 @@ def killable(programs: list[str]) -> list[str]:
     return [p for p in programs if p in ours or p == "restate" or p.startswith("restate-")]
 
 
+def listening(pid: int) -> bool:
+    """Whether the process has a TCP socket in LISTEN state (from /proc)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+        links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds}
+    except OSError:
+        return False
+    sockets = {link[8:-1] for link in links if link.startswith("socket:[")}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in f.readlines()[1:]:
+                columns = line.split()
+                if columns[3] == "0A" and columns[9] in sockets:  # 0A: LISTEN
+                    return True
+    return False
+
+
 @dataclass
 class Order:
     kind: str
@@ -75,6 +93,7 @@ class Order:
     # Every answer (order id, secret) to a POST of it: one per send (two for a duplicate).
     answers: list[tuple[str, str]] = field(default_factory=list)
     refused: str | None = None  # a definitive answer other than 202, or none at all
+    late: bool = False  # its POST went unanswered during the chaos: sent again after it
     cancel: str | None = None  # cancelled | cancelling | too late | unanswered
     final: str | None = None
 
@@ -113,6 +132,7 @@ class Report:
     orders: list[Order] = field(default_factory=list)
     kills: Counter[str] = field(default_factory=Counter)
     answers: Counter[str] = field(default_factory=Counter)  # outage answers clients waited out
+    deferred: int = 0  # kill turns passed because nothing was back up yet
     violations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -149,9 +169,12 @@ class Report:
             *table,
             f"  cancel answers: {dict(sorted(cancels.items(), key=str)) or '-'}",
             f"  duplicates: {raced} sent twice, each answered with one order",
+            "  sent again after the chaos, their POST having outlasted the client's patience"
+            f" (120 s): {sum(o.late for o in self.orders)}",
             "",
             f"kills by component ({self.kills.total()}):",
             *(f"  {name:<12} {self.kills[name]}" for name in self.programs),
+            f"  (turns passed while every program was still restarting: {self.deferred})",
             "",
             "outage answers the clients waited out and retried:",
             *(f"  {what:<28} {n}" for what, n in sorted(self.answers.items())),
@@ -250,13 +273,15 @@ class Chaos:
         body["customer_email"] = email
         return Order(kind=kind, email=email, body=body, key=f"chaos-{uuid.uuid4()}")
 
-    def send(self, http: httpx.Client, order: Order) -> None:
+    def send(self, http: httpx.Client, order: Order, patience: float = 120) -> None:
         """POST the order under its key until there is an answer that is not an outage."""
         headers = {"Idempotency-Key": order.key}
-        response = self.request(http, "POST", "/api/orders", json=order.body, headers=headers)
+        response = self.request(
+            http, "POST", "/api/orders", patience, json=order.body, headers=headers
+        )
         with self.lock:
             if response is None:
-                order.refused = "no answer within the client's patience"
+                order.refused = NO_ANSWER
             elif response.status_code != 202:
                 order.refused = f"{response.status_code} {response.text[:200]}"
             else:
@@ -318,9 +343,13 @@ class Chaos:
 
     # ---- the killer ----------------------------------------------------------------------
 
-    def pid(self, program: str) -> int | None:
+    def up(self, program: str) -> int | None:
+        """The program's pid once it is back in service (listening on a TCP port): a process
+        still starting after its last kill is not killed again (on a busy machine a Python
+        service may take longer to start than a round of kills)."""
         out = self.stack.ctl("pid", program).strip()
-        return int(out) if out.isdigit() and out != "0" else None
+        pid = int(out) if out.isdigit() and out != "0" else None
+        return pid if pid is not None and listening(pid) else None
 
     def killer(self) -> None:
         rng = random.Random(self.seed)
@@ -328,21 +357,26 @@ class Chaos:
         next_kill = time.monotonic() + rng.uniform(*self.kill_every)
         while next_kill < self.stop_at:
             time.sleep(max(0.0, next_kill - time.monotonic()))
+            next_kill += rng.uniform(*self.kill_every)
             if not bag:
                 bag = rng.sample(self.report.programs, len(self.report.programs))
-            program = bag.pop()
-            pid = self.pid(program)
-            if time.monotonic() >= self.stop_at:
-                break
-            if pid is None:  # still being restarted: it comes round again later
-                bag.insert(0, program)
-            else:
+            # The next program of the bag that is up; those still starting keep their turn.
+            for program in reversed(bag):
+                pid = self.up(program)
+                if time.monotonic() >= self.stop_at:
+                    break
+                if pid is None:
+                    continue
+                bag.remove(program)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                     with self.lock:
                         self.report.kills[program] += 1
                     self.log(f"chaos +{time.monotonic() - self.started:5.1f}s SIGKILL {program}")
-            next_kill += rng.uniform(*self.kill_every)
+                break
+            else:
+                with self.lock:
+                    self.report.deferred += 1
 
     # ---- the run -------------------------------------------------------------------------
 
@@ -386,12 +420,24 @@ class Chaos:
             report.timings["chaos and answers"] = time.monotonic() - self.started
             mark = time.monotonic()
             self.stack.wait_ready(timeout=120)
+            self.send_unanswered_again(http)
             self.wait_final(http)
             report.timings["every order final"] = time.monotonic() - mark
             mark = time.monotonic()
             self.check(http, before)
             report.timings["checks"] = time.monotonic() - mark
         return report
+
+    def send_unanswered_again(self, http: httpx.Client) -> None:
+        """What a client does about an order whose POST outlasted its patience: the same
+        request under the same key once the shop is back, which names the order if the
+        first attempt started one, and starts it otherwise."""
+        for order in self.report.orders:
+            if order.refused == NO_ANSWER:
+                order.refused, order.late = None, True
+                self.send(http, order, patience=60)
+                if order.kind == "duplicate":
+                    self.check_duplicate(order)
 
     def wait_final(self, http: httpx.Client) -> None:
         """Every accepted order's final state, within `settle` seconds."""
