@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterable
@@ -15,9 +16,10 @@ from restate._internal import IdentityKeyException  # type: ignore[import-not-fo
 from restate.server import install_shutdown_hook
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from shop.shared.drain import Draining, exit_at
 from shop.shared.logs import setup_logging
 from shop.shared.settings import ServiceSettings
-from shop.shared.telemetry import setup_telemetry
+from shop.shared.telemetry import EXIT_FLUSH_SECONDS, flush_at_exit, setup_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +105,31 @@ async def _serve(app: object, settings: ServiceSettings) -> None:
     config.bind = [f"{settings.bind_host}:{settings.port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")  # our format, not a second handler
-    config.graceful_timeout = 3
-    stop = asyncio.Event()
+    # On SIGTERM: no new connections or invocations (Restate retries them), the invocations
+    # in flight suspend at their next wait (see shop.shared.drain), and the process exits as
+    # soon as they have; whatever still runs at the drain deadline is cut off there, for
+    # Restate to retry. (hypercorn's own cutting, its graceful timeout, is left unused: it
+    # cancels the handlers, which the SDK does not expect, and ends in a trail of errors.)
+    deadline = settings.shutdown_drain_seconds
+    config.graceful_timeout = deadline + 10
+    stop, draining = asyncio.Event(), Draining()
+
+    def shut_down() -> None:
+        if stop.is_set():
+            return
+        log.info("stopping: draining invocations (at most %ss)", deadline)
+        exit_at(max(0.0, deadline - EXIT_FLUSH_SECONDS), before_exit=flush_at_exit)
+        draining.start()
+        stop.set()
+
     loop = asyncio.get_running_loop()
-    # The SDK's ASGI app owns SIGTERM (it drains its invocations); join its hook list rather
-    # than add a handler of our own, which the app would replace when it first runs.
-    install_shutdown_hook(loop, stop.set, signal.SIGTERM)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    server = asyncio.create_task(hypercorn_serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    # The SDK's ASGI app also hooks SIGTERM; join its hook list rather than add a handler of
+    # our own, which the app would replace when it first runs.
+    install_shutdown_hook(loop, shut_down, signal.SIGTERM)
+    loop.add_signal_handler(signal.SIGINT, shut_down)
+    server = asyncio.create_task(
+        hypercorn_serve(draining.wrap(app), config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    )
     if settings.restate_register:
         registration = asyncio.create_task(register(settings))
         done, _ = await asyncio.wait({server, registration}, return_when=asyncio.FIRST_COMPLETED)
@@ -130,3 +149,10 @@ def run(name: str, services: Iterable[object], settings: ServiceSettings) -> Non
         log.critical("%s: refusing to start: %s", name, e)
         sys.exit(2)
     uvloop.run(_serve(app, settings))  # libuv's loop: less CPU per request than asyncio's
+    # Served and drained: leave at once. Python's own teardown (freeing every module, one by
+    # one) takes longer than the drain; all there is left to do is write out the telemetry
+    # and the logs.
+    flush_at_exit()
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)

@@ -18,6 +18,9 @@ class ShopSettings(BaseSettings):
     # SHOP_DEV_MODE: the local stack (and a process run by hand beside it). Only in dev mode may
     # the gateway fall back to the dev admin token, and a service run without request signing.
     shop_dev_mode: bool = False
+    # After SIGTERM, how long a process may finish what it is doing before it exits anyway
+    # (keep it under the stop timeout of whatever runs it: supervisord and compose give 10 s).
+    shutdown_drain_seconds: float = 5
 
 
 class ServiceSettings(ShopSettings):

@@ -11,9 +11,11 @@ libraries; FastAPI by its own (the gateway calls `instrument_app`). Inside Resta
 handler replays, and times the step in the `shop.step.duration` histogram.
 """
 
+import atexit
 import os
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from opentelemetry import metrics, trace
@@ -31,6 +33,10 @@ from restate.ext.tracing import RestateTracer
 from restate.server_context import current_context
 
 ORDER_ID = "shop.order.id"
+# At exit, how long what is still buffered may take to reach the collector. Left to itself the
+# SDK flushes each signal for up to its exporter's timeout with retries (10 s and more), and a
+# collector that is down or slow held every stop of a service that long.
+EXIT_FLUSH_SECONDS = 0.5
 _propagator = TraceContextTextMapPropagator()
 meter = metrics.get_meter("shop")
 step_duration = meter.create_histogram(
@@ -90,7 +96,10 @@ def setup_telemetry(service: str) -> None:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         else:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        tracer_provider = TracerProvider(resource=resource, id_generator=Level1TraceIds())
+        tracer_provider = TracerProvider(
+            resource=resource, id_generator=Level1TraceIds(), shutdown_on_exit=False
+        )
+        _exit_flush.append(tracer_provider.shutdown)
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(tracer_provider)
         HTTPXClientInstrumentor().instrument()
@@ -101,7 +110,29 @@ def setup_telemetry(service: str) -> None:
         else:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         reader = PeriodicExportingMetricReader(OTLPMetricExporter())
-        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
+        meter_provider = MeterProvider(
+            resource=resource, metric_readers=[reader], shutdown_on_exit=False
+        )
+        metrics.set_meter_provider(meter_provider)
+        _exit_flush.append(meter_provider.shutdown)
+    if _exit_flush:
+        atexit.register(flush_at_exit)
+
+
+_exit_flush: list[Callable[[], object]] = []
+
+
+def flush_at_exit(seconds: float = EXIT_FLUSH_SECONDS) -> None:
+    """Send the spans and metrics still buffered, but hold the process at most `seconds`:
+    what has not reached the collector by then is dropped (the exporters' threads are
+    daemons and end with the process). Once: a second call does nothing."""
+    deadline = time.monotonic() + seconds
+    flushing = [threading.Thread(target=flush, daemon=True) for flush in _exit_flush]
+    _exit_flush.clear()
+    for thread in flushing:  # traces and metrics side by side
+        thread.start()
+    for thread in flushing:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def current_ids() -> tuple[str | None, str | None]:

@@ -17,7 +17,7 @@ from shop.gateway.deps import Hub, Ingress
 from shop.gateway.progress_hub import ProgressHub
 from shop.gateway.restate_ingress import RestateIngress, restate_client
 from shop.gateway.settings import GatewaySettings
-from shop.shared.telemetry import tracing_enabled
+from shop.shared.telemetry import flush_at_exit, tracing_enabled
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -43,6 +43,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             finally:
                 hub_task.cancel()
                 await hub.aclose()
+                # uvicorn ends the process with the signal it got, which skips exit handlers.
+                flush_at_exit()
 
     app = FastAPI(title="shop gateway", lifespan=lifespan)
     if tracing_enabled():
