@@ -14,6 +14,22 @@ from shop.gateway.orders import (
     check_owner,
     place,
 )
+from shop.gateway.responses import (
+    ADMIN_ONLY,
+    CANCELLED,
+    CANCELLING,
+    EVENT_STREAM,
+    INVALID,
+    INVALID_ORDER,
+    MALFORMED_JSON,
+    NOT_YOURS,
+    OVERLOADED,
+    TOO_LATE,
+    UNAVAILABLE,
+    UNKNOWN_ORDER,
+    UNKNOWN_PRODUCT,
+    merge,
+)
 from shop.gateway.restate_ingress import RestateIngress
 from shop.shared.catalog import CATALOG, PRODUCTS
 from shop.shared.models import OrderStatus, StockLevel, StockUpdate
@@ -31,7 +47,11 @@ def status_body(status: OrderStatus) -> dict[str, Any]:
     return body
 
 
-@router.post("/orders", status_code=202)
+@router.post(
+    "/orders",
+    status_code=202,
+    responses=merge(MALFORMED_JSON, INVALID_ORDER, OVERLOADED, UNAVAILABLE),
+)
 async def place_order(
     order: OrderRequest,
     ingress: Ingress,
@@ -51,12 +71,16 @@ async def place_order(
     }
 
 
-@router.get("/orders/{order_id}")
+@router.get("/orders/{order_id}", responses=merge(UNKNOWN_ORDER, INVALID, UNAVAILABLE))
 async def get_order(order_id: OrderId, ingress: Ingress) -> dict[str, Any]:
     return status_body(await ingress.order_status(order_id))
 
 
-@router.get("/orders/{order_id}/events", response_model=None)
+@router.get(
+    "/orders/{order_id}/events",
+    response_model=None,
+    responses=merge(EVENT_STREAM, UNKNOWN_ORDER, INVALID, UNAVAILABLE),
+)
 async def order_events(
     order_id: OrderId,
     ingress: Ingress,
@@ -72,7 +96,11 @@ async def order_events(
     )
 
 
-@router.post("/orders/{order_id}/cancel", response_model=None)
+@router.post(
+    "/orders/{order_id}/cancel",
+    response_model=None,
+    responses=merge(CANCELLED, CANCELLING, NOT_YOURS, TOO_LATE, INVALID, UNAVAILABLE),
+)
 async def cancel_order(
     order_id: OrderId, ingress: Ingress, order_secret: Annotated[str | None, Header()] = None
 ) -> JSONResponse:
@@ -83,7 +111,12 @@ async def cancel_order(
 
 
 @router.post(
-    "/admin/orders/{order_id}/cancel", response_model=None, dependencies=[Depends(require_admin)]
+    "/admin/orders/{order_id}/cancel",
+    response_model=None,
+    dependencies=[Depends(require_admin)],
+    responses=merge(
+        CANCELLED, CANCELLING, ADMIN_ONLY, UNKNOWN_ORDER, TOO_LATE, INVALID, UNAVAILABLE
+    ),
 )
 async def cancel_any_order(order_id: OrderId, ingress: Ingress) -> JSONResponse:
     """An operator cancels any unfinished order, without its secret."""
@@ -104,7 +137,7 @@ async def cancel_answer(ingress: RestateIngress, order_id: str) -> JSONResponse:
     return JSONResponse({"error": f"too late to cancel: the order is {outcome}"}, status_code=409)
 
 
-@router.get("/products")
+@router.get("/products", responses=UNAVAILABLE)
 async def list_products(ingress: Ingress) -> list[dict[str, Any]]:
     stock = await ingress.all_stock()
     return [
@@ -119,7 +152,11 @@ async def list_products(ingress: Ingress) -> list[dict[str, Any]]:
     ]
 
 
-@router.put("/admin/products/{sku}/stock", dependencies=[Depends(require_admin)])
+@router.put(
+    "/admin/products/{sku}/stock",
+    dependencies=[Depends(require_admin)],
+    responses=merge(MALFORMED_JSON, ADMIN_ONLY, UNKNOWN_PRODUCT, INVALID, UNAVAILABLE),
+)
 async def set_stock(sku: str, update: StockUpdate, ingress: Ingress) -> StockLevel:
     if sku not in CATALOG:
         raise HTTPException(404, f"unknown product {sku!r}")

@@ -15,6 +15,7 @@ from shop.gateway import api, errors, pages
 from shop.gateway.admission import InFlight
 from shop.gateway.deps import Hub, Ingress
 from shop.gateway.progress_hub import ProgressHub
+from shop.gateway.responses import NOT_READY
 from shop.gateway.restate_ingress import RestateIngress, restate_client
 from shop.gateway.settings import GatewaySettings
 from shop.shared.telemetry import flush_at_exit, tracing_enabled
@@ -60,7 +61,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", response_model=None)
+    @app.get("/readyz", response_model=None, responses=NOT_READY)
     async def readyz(ingress: Ingress, hub: Hub) -> JSONResponse:
         # Live updates are best effort (clients fall back to polling), so they do not
         # decide readiness; they are reported for operators.

@@ -30,7 +30,11 @@ def known_product(product_id: str) -> str:
 class OrderItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    product_id: Annotated[str, AfterValidator(known_product)]
+    # The catalog's SKUs, in the OpenAPI document too (checked by known_product, which names
+    # the product it does not know).
+    product_id: Annotated[
+        str, AfterValidator(known_product), Field(json_schema_extra={"enum": sorted(CATALOG)})
+    ]
     quantity: int = Field(ge=1, le=MAX_QUANTITY)
 
 

@@ -23,6 +23,19 @@ from shop.gateway.orders import (
     order_lines,
     place,
 )
+from shop.gateway.responses import (
+    ADMIN_ONLY,
+    BAD_FORM,
+    EVENT_STREAM,
+    INVALID,
+    INVALID_FORM,
+    NOT_YOURS,
+    OVERLOADED_FORM,
+    UNAVAILABLE,
+    UNKNOWN_ORDER,
+    UNKNOWN_PRODUCT,
+    merge,
+)
 from shop.gateway.timeline import timeline
 from shop.shared.catalog import CATALOG, PRODUCTS
 from shop.shared.models import OrderStatus, StockUpdate, money
@@ -81,7 +94,7 @@ def cart_items(fields: dict[str, str]) -> list[dict[str, str]]:
     return [i for i in items if i["quantity"] not in {"", "0"}]
 
 
-@router.post("/cart", response_class=HTMLResponse)
+@router.post("/cart", response_class=HTMLResponse, responses=BAD_FORM)
 async def cart_summary(request: Request) -> HTMLResponse:
     """The cart's lines and total as the customer edits quantities (prices from the catalog)."""
     items = []
@@ -99,12 +112,28 @@ async def cart_summary(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "_cart.html", context)
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, responses=UNAVAILABLE)
 async def store(request: Request, ingress: Ingress) -> HTMLResponse:
     return await render_store(request, ingress, {}, {}, 200)
 
 
-@router.post("/orders", response_model=None)
+@router.post(
+    "/orders",
+    response_model=None,
+    # Documentation only: the handler always returns a Response of its own.
+    status_code=303,
+    response_class=RedirectResponse,
+    responses=merge(
+        {
+            303: {"description": "Placed: on to the order's page (`Location`)."},
+            204: {"description": "Placed (htmx): on to the order's page (`HX-Redirect`)."},
+        },
+        BAD_FORM,
+        INVALID_FORM,
+        OVERLOADED_FORM,
+        UNAVAILABLE,
+    ),
+)
 async def place_order_form(
     request: Request,
     ingress: Ingress,
@@ -161,7 +190,11 @@ def form_errors(error: ValidationError, items: list[dict[str, str]]) -> dict[str
     return errors
 
 
-@router.get("/orders/{order_id}", response_class=HTMLResponse)
+@router.get(
+    "/orders/{order_id}",
+    response_class=HTMLResponse,
+    responses=merge(UNKNOWN_ORDER, INVALID, UNAVAILABLE),
+)
 async def order_page(
     request: Request,
     order_id: OrderId,
@@ -181,7 +214,11 @@ async def order_page(
     return templates.TemplateResponse(request, "order.html", context)
 
 
-@router.post("/orders/{order_id}/cancel", response_class=HTMLResponse)
+@router.post(
+    "/orders/{order_id}/cancel",
+    response_class=HTMLResponse,
+    responses=merge(NOT_YOURS, INVALID, UNAVAILABLE),
+)
 async def cancel_from_page(
     order_id: OrderId, ingress: Ingress, secret: OrderSecret = None
 ) -> HTMLResponse:
@@ -199,7 +236,11 @@ def progress_fragment(status: OrderStatus, owner: bool) -> str:
     )
 
 
-@router.get("/orders/{order_id}/stream", response_model=None)
+@router.get(
+    "/orders/{order_id}/stream",
+    response_model=None,
+    responses=merge(EVENT_STREAM, UNKNOWN_ORDER, INVALID, UNAVAILABLE),
+)
 async def order_stream(
     order_id: OrderId,
     ingress: Ingress,
@@ -226,6 +267,7 @@ async def order_stream(
     "/admin/orders/{order_id}/cancel",
     response_class=HTMLResponse,
     dependencies=[Depends(require_admin)],
+    responses=merge(ADMIN_ONLY, UNKNOWN_ORDER, INVALID, UNAVAILABLE),
 )
 async def cancel_from_operator_page(order_id: OrderId, ingress: Ingress) -> HTMLResponse:
     """An operator cancels any unfinished order, without its secret."""
@@ -233,7 +275,12 @@ async def cancel_from_operator_page(order_id: OrderId, ingress: Ingress) -> HTML
     return HTMLResponse(CANCEL_MESSAGES.get(outcome, f"too late: {outcome}"))
 
 
-@router.get("/admin", response_class=HTMLResponse, dependencies=[Depends(require_admin)])
+@router.get(
+    "/admin",
+    response_class=HTMLResponse,
+    dependencies=[Depends(require_admin)],
+    responses=merge(ADMIN_ONLY, INVALID, UNAVAILABLE),
+)
 async def operator_page(request: Request, ingress: Ingress, settings: Settings) -> HTMLResponse:
     orders, stock = await asyncio.gather(ingress.recent_orders(), ingress.all_stock())
     context = {
@@ -246,7 +293,10 @@ async def operator_page(request: Request, ingress: Ingress, settings: Settings) 
 
 
 @router.post(
-    "/admin/stock/{sku}", response_class=HTMLResponse, dependencies=[Depends(require_admin)]
+    "/admin/stock/{sku}",
+    response_class=HTMLResponse,
+    dependencies=[Depends(require_admin)],
+    responses=merge(BAD_FORM, ADMIN_ONLY, UNKNOWN_PRODUCT, INVALID_FORM, UNAVAILABLE),
 )
 async def set_stock_from_page(request: Request, sku: str, ingress: Ingress) -> HTMLResponse:
     if sku not in CATALOG:
