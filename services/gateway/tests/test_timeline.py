@@ -30,3 +30,27 @@ def test_failed_order_shows_the_steps_reached_then_the_reason() -> None:
     steps = timeline(status(status="failed", step="failed", result=result))
     assert [s.state for s in steps] == ["done", "done", "failed"]
     assert "out of stock" in steps[-1].label
+
+
+def test_an_order_waiting_for_the_bank_shows_that_step_as_current() -> None:
+    steps = timeline(status(step="authenticating", percent=15))
+    assert [(s.label, s.state) for s in steps[:3]] == [
+        ("Order received", "done"),
+        ("Confirm the payment with your bank", "current"),
+        ("Payment held on your card", "todo"),
+    ]
+    assert {s.state for s in steps[3:]} == {"todo"}
+
+
+def test_the_bank_step_is_not_listed_once_past_it_nor_for_a_failure_there() -> None:
+    labels = [s.label for s in timeline(status())]
+    assert "Confirm the payment with your bank" not in labels
+    result = FulfilmentResult(
+        order_id="o",
+        status="failed",
+        reason="payment authentication failed",
+        last_step="authenticating",
+    )
+    steps = timeline(status(status="failed", step="failed", result=result))
+    assert [s.state for s in steps] == ["done", "failed"]
+    assert "authentication failed" in steps[-1].label

@@ -54,6 +54,11 @@ def capture(ctx: Context, charge: Charge) -> Reply[Charge]:
     return _call(ctx, names.PAYMENTS, "capture", charge, Charge)
 
 
+def check(ctx: Context, charge: Charge) -> Reply[Charge]:
+    """The PaymentIntent as Stripe has it now."""
+    return _call(ctx, names.PAYMENTS, "check", charge, Charge)
+
+
 def refund(ctx: Context, charge: Charge) -> Reply[Refund]:
     return _call(ctx, names.PAYMENTS, "refund", charge, Refund)
 

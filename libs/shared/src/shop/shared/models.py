@@ -35,6 +35,8 @@ class Order(BaseModel):
     # SHA-256 of the order's secret: whoever shows the secret may change the order (cancel).
     # The secret itself is handed to the customer once and never kept with the order.
     secret_digest: str | None = None
+    # The order's page, where the customer's bank sends them back after a 3-D Secure check.
+    return_url: str | None = None
 
     @property
     def total_cents(self) -> int:
@@ -46,15 +48,19 @@ class ChargeRequest(BaseModel):
     amount_cents: int = Field(ge=1)
     currency: str
     payment_method: str
+    return_url: str | None = None
 
 
 class Charge(BaseModel):
-    """A PaymentIntent as the workflow needs it (status: requires_capture, succeeded...)."""
+    """A PaymentIntent as the workflow needs it (status: requires_capture, succeeded...).
+    `requires_action`: the card's bank wants the customer to confirm the payment (3-D Secure)
+    at `action_url` first."""
 
     order_id: str
     payment_intent_id: str
     amount_cents: int
     status: str
+    action_url: str | None = None
 
 
 class Refund(BaseModel):
@@ -130,6 +136,8 @@ class OrderStatus(BaseModel):
     cancellable: bool = False
     result: FulfilmentResult | None = None
     trace_id: str | None = None
+    # Where the customer confirms the payment with their bank, while the order waits for it.
+    action_url: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -144,6 +152,14 @@ class CancelReply(BaseModel):
 
     order_id: str
     outcome: CancelOutcome
+
+
+class PaymentEvent(BaseModel):
+    """A Stripe event about an order's PaymentIntent, verified by the gateway: it only wakes
+    the order, which then asks Stripe how the payment stands."""
+
+    event_id: str
+    type: str
 
 
 class KeyedOrder(BaseModel):

@@ -69,6 +69,7 @@ class Progress:
         status: OrderState = "running",
         result: FulfilmentResult | None = None,
         cancellable: bool = False,
+        action_url: str | None = None,
     ) -> None:
         self.seq, self.step = self.seq + 1, step
         update = OrderStatus(
@@ -81,6 +82,7 @@ class Progress:
             cancellable=cancellable,
             result=result,
             trace_id=self.trace_id,
+            action_url=action_url,
         )
         # Every step is in the order's state and its live feed; the log keeps the outcome
         # (steps at DEBUG: formatting a line per step was ~9% of this service's CPU).

@@ -1,4 +1,5 @@
-"""OrderFulfilment: authorize, reserve, cancellation window, capture, commit stock, email.
+"""OrderFulfilment: authorize (confirmed with the bank if it asks), reserve, cancellation
+window, capture, commit stock, email.
 
 The step order makes the common failures the cheapest to undo:
 - a declined card is found by the authorization, before any stock is touched: nothing to undo;
@@ -24,12 +25,14 @@ from shop.shared import calls, names
 from shop.shared.models import (
     CancelOutcome,
     CancelReply,
+    Charge,
     ChargeRequest,
     EmailKind,
     EmailRequest,
     FulfilmentResult,
     Order,
     OrderStatus,
+    PaymentEvent,
     Reservation,
     money,
 )
@@ -43,6 +46,11 @@ log = restate.getLogger(__name__)  # silent while the workflow replays
 # the order's secret, set by the run before anything else, so the gateway can check a cancel
 # even when it comes before the run has reported any progress.
 CANCEL, OUTCOME, OWNER = "cancel", "outcome", "owner"
+# Resolved (by payment_authenticated) when Stripe says the customer's 3-D Secure check ended.
+PAYMENT_AUTH = "payment-auth"
+AUTHENTICATING = "authenticating"  # the step at which the order waits for it
+# Where the intent stands after a failed check: open for another card, or voided already.
+AUTH_FAILED = frozenset({"requires_payment_method", "canceled"})
 
 
 class OrderCancelled(TerminalError):
@@ -52,6 +60,14 @@ class OrderCancelled(TerminalError):
 
 def cancel_window() -> float:
     return settings.cancel_window_seconds
+
+
+def payment_auth_timeout() -> float:
+    return settings.payment_auth_timeout_seconds
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
 def received_message() -> str:
@@ -92,6 +108,39 @@ async def wait_out_cancel_window(ctx: WorkflowContext, seconds: float) -> None:
             raise OrderCancelled()
 
 
+async def confirm_with_bank(ctx: WorkflowContext, progress: Progress, charge: Charge) -> Charge:
+    """3-D Secure: the customer confirms the payment at their bank (the status's action_url);
+    Stripe tells the gateway by webhook, and the gateway resolves PAYMENT_AUTH. That is raced
+    against a durable timer and the customer's cancel. Whatever woke the order, Stripe's own
+    word on the intent decides, so a forged, late or repeated event cannot move the money."""
+    if not charge.action_url:
+        raise TerminalError("the bank asks for a confirmation this shop cannot show")
+    timeout = await ctx.run_typed("payment-auth-timeout-seconds", payment_auth_timeout)
+    await progress(
+        AUTHENTICATING,
+        15,
+        "Confirm the payment with your bank",
+        cancellable=True,
+        action_url=charge.action_url,
+    )
+    woken_by, _ = await restate.select(
+        confirmed=ctx.promise(PAYMENT_AUTH, type_hint=str).value(),
+        timeout=ctx.sleep(timedelta(seconds=timeout), name="payment-auth-timeout"),
+        cancel=ctx.promise(CANCEL, type_hint=str).value(),
+    )
+    if woken_by == "cancel":
+        raise OrderCancelled()
+    # Asked on a timeout too: a confirmation whose webhook is late still counts.
+    charge = await calls.check(ctx, charge)
+    if charge.status == "requires_capture":
+        return charge
+    if woken_by == "timeout":
+        raise TerminalError(f"payment not confirmed with the bank within {duration(timeout)}")
+    if charge.status in AUTH_FAILED:
+        raise TerminalError("payment authentication failed", status_code=402)
+    raise TerminalError(f"payment authentication did not complete (payment {charge.status})")
+
+
 # Kept a week, so order pages and tracking links keep working after the order is done.
 @fulfilment.main(workflow_retention=ORDER_RETENTION)
 async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
@@ -112,9 +161,12 @@ async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
                 amount_cents=order.total_cents,
                 currency=order.currency,
                 payment_method=order.payment_method,
+                return_url=order.return_url,
             ),
         )
-        undo.append(lambda: calls.refund(ctx, charge))
+        undo.append(lambda: calls.refund(ctx, charge))  # voids an unconfirmed intent too
+        if charge.status == "requires_action":
+            charge = await confirm_with_bank(ctx, progress, charge)
         await progress("authorized", 25, f"{total} held on your card", cancellable=True)
         # Every line at once (one SKU object each); a line's release is queued behind its
         # reserve on that SKU, so undoing a line whose reserve is still running is safe.
@@ -187,6 +239,20 @@ async def get_status(ctx: WorkflowSharedContext) -> OrderStatus:
         seq=0,
         cancellable=True,
     )
+
+
+@fulfilment.handler()
+async def payment_authenticated(ctx: WorkflowSharedContext, event: PaymentEvent) -> None:
+    """Stripe says the customer's bank check ended (the gateway verified the webhook): wakes the
+    run. Harmless when nothing waits: only an order waiting at that step is touched (not a key
+    without a run, nor the many orders whose card needed no check, nor a finished one), and its
+    promise is resolved once (a duplicate or late event changes nothing). The customer learns
+    where to confirm only from that step's status, so no event can come before it."""
+    status = await ctx.get(STATUS_KEY, type_hint=OrderStatus)
+    if status is None or status.step != AUTHENTICATING:
+        return
+    with contextlib.suppress(TerminalError):  # resolved before: the first event stands
+        await ctx.promise(PAYMENT_AUTH, type_hint=str).resolve(event.type)
 
 
 @fulfilment.handler()

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from shop.gateway.deps import Admit, Hub, Ingress, Settings, require_admin
@@ -40,6 +40,8 @@ OrderId = Annotated[str, Path(pattern=ORDER_ID_PATTERN)]
 
 def status_body(status: OrderStatus) -> dict[str, Any]:
     body = status.model_dump(exclude={"seq"})
+    if status.action_url is None:  # there only while the customer's bank waits for them
+        del body["action_url"]
     if status.result is None:
         del body["result"]
     elif status.result.reason:
@@ -53,6 +55,7 @@ def status_body(status: OrderStatus) -> dict[str, Any]:
     responses=merge(MALFORMED_JSON, INVALID_ORDER, OVERLOADED, UNAVAILABLE),
 )
 async def place_order(
+    request: Request,
     order: OrderRequest,
     ingress: Ingress,
     admission: Admit,
@@ -60,7 +63,7 @@ async def place_order(
 ) -> dict[str, str]:
     """Starts the order. `order_secret` is what cancelling it takes (the `Order-Secret`
     header): keep it. The same Idempotency-Key with the same body answers the same again."""
-    placed = await place(ingress, admission, order, idempotency_key)
+    placed = await place(ingress, admission, order, idempotency_key, str(request.base_url))
     order_id = placed.order_id
     return {
         "order_id": order_id,

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-from shop.gateway import api, errors, pages
+from shop.gateway import api, errors, pages, webhooks
 from shop.gateway.admission import InFlight
 from shop.gateway.deps import Hub, Ingress
 from shop.gateway.progress_hub import ProgressHub
@@ -55,6 +55,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(webhooks.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.get("/healthz")

@@ -103,16 +103,20 @@ def order_lines(items: list[OrderItem]) -> list[OrderLine]:
     ]
 
 
-def build_order(request: OrderRequest, secret: str) -> Order:
-    """A new order, with a new id, that only `secret` can change."""
+def build_order(request: OrderRequest, secret: str, site: str | None = None) -> Order:
+    """A new order, with a new id, that only `secret` can change. `site` is the storefront's
+    address: a bank that asks the customer to confirm the payment sends them back to the
+    order's page there."""
     lines = order_lines(request.items)
+    order_id = new_order_id()
     return Order(
-        order_id=new_order_id(),
+        order_id=order_id,
         secret_digest=sha256(secret),
         customer_email=str(request.customer_email),
         lines=lines,
         currency=CATALOG[lines[0].product_id].currency,
         payment_method=request.payment_method,
+        return_url=f"{site.rstrip('/')}/orders/{order_id}" if site else None,
     )
 
 
@@ -126,11 +130,11 @@ class PlacedOrder(BaseModel):
 
 
 async def start_once(
-    ingress: RestateIngress, request: OrderRequest, idempotency_key: str | None
+    ingress: RestateIngress, request: OrderRequest, idempotency_key: str | None, site: str | None
 ) -> PlacedOrder:
     """The order started, or with an Idempotency-Key, the order that key started first."""
     secret = new_secret()
-    order = build_order(request, secret)
+    order = build_order(request, secret, site)
     if idempotency_key is None:
         await ingress.start_order(order)
         return PlacedOrder(order_id=order.order_id, secret=secret)
@@ -146,13 +150,14 @@ async def place(
     admission: Admission,
     request: OrderRequest,
     idempotency_key: str | None,
+    site: str | None = None,
 ) -> PlacedOrder:
     """Start a new order (Overloaded when too many are in progress). With an Idempotency-Key,
     the same request again is the same order (and secret), and a different request under
     that key is IdempotencyConflict."""
     admission.admit()
     try:
-        placed = await start_once(ingress, request, idempotency_key)
+        placed = await start_once(ingress, request, idempotency_key, site)
     except BaseException:
         admission.abandon()
         raise

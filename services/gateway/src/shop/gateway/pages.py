@@ -59,6 +59,7 @@ CANCEL_MESSAGES = {
 PAYMENT_METHODS = {
     "pm_card_visa": "Visa test card (succeeds)",
     "pm_card_chargeDeclined": "Card that will be declined",
+    "pm_card_threeDSecure2Required": "Card that needs authentication",
 }
 
 
@@ -153,7 +154,8 @@ async def place_order_form(
     except ValidationError as e:
         return await render_store(request, ingress, fields, form_errors(e, items), 422)
     try:
-        placed = await place(ingress, admission, order, fields.get("idempotency_key") or None)
+        key = fields.get("idempotency_key") or None
+        placed = await place(ingress, admission, order, key, str(request.base_url))
     except IdempotencyConflict:  # the form was tampered with, or sent again changed
         errors = {"form": "This form was already used for another order; please try again."}
         return await render_store(request, ingress, {**fields, "idempotency_key": ""}, errors, 422)

@@ -94,6 +94,30 @@ CANCELLING: Responses = {
         "`status_url` shows when it is done.",
     }
 }
+BAD_WEBHOOK: Responses = {
+    400: _error(
+        "Refused: the `Stripe-Signature` header is missing or does not verify with the "
+        "endpoint's signing secret, its timestamp is more than 5 minutes old, or the body is "
+        "not a Stripe event. Nothing was changed."
+    )
+}
+# The webhook's body, which the route reads raw (the signature covers its exact bytes).
+STRIPE_EVENT: dict[str, Any] = {
+    "required": True,
+    "description": "A Stripe event, as Stripe signs and sends it.",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "type": {"type": "string"},
+                    "data": {"type": "object"},
+                },
+            }
+        }
+    },
+}
 NOT_READY: Responses = {
     503: {
         "description": "Not ready: Restate does not answer, or a service is not registered "

@@ -15,6 +15,7 @@ from shop.shared.models import (
     KeyedOrderReply,
     Order,
     OrderStatus,
+    PaymentEvent,
     StockLevel,
     StockUpdate,
 )
@@ -93,15 +94,17 @@ class RestateIngress:
             )
         return response
 
-    async def _post(self, path: str, body: BaseModel | None = None) -> httpx.Response:
+    async def _post(
+        self, path: str, body: BaseModel | None = None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         """POST to a handler; a handler without input must get no body and no content-type."""
         if body is None:
-            return await self._send(self.ingress, path)
+            return await self._send(self.ingress, path, headers=headers)
         return await self._send(
             self.ingress,
             path,
             content=body.model_dump_json(),
-            headers={"content-type": "application/json"},
+            headers={"content-type": "application/json", **(headers or {})},
         )
 
     async def start_order(self, order: Order) -> None:
@@ -134,6 +137,19 @@ class RestateIngress:
         if status.seq == 0 and not await self._workflow_exists(order_id):
             raise OrderNotFound(order_id)
         return status
+
+    async def payment_event(self, order_id: str, event: PaymentEvent) -> bool:
+        """Hands a verified Stripe event to the order (False for an unknown order): queued by
+        Restate (one-way), so it never waits for the order and survives the fulfilment
+        service being down; an event delivered again is accepted once (its id is the key)."""
+        if not await self._workflow_exists(order_id):  # answered by Restate, not by the order
+            return False
+        await self._post(
+            f"/{names.FULFILMENT}/{order_id}/payment_authenticated/send",
+            event,
+            headers={"idempotency-key": event.event_id},
+        )
+        return True
 
     async def _workflow_exists(self, order_id: str) -> bool:
         """Whether a run was ever submitted under this id (it may not have reported yet)."""

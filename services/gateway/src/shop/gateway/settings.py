@@ -9,6 +9,8 @@ log = logging.getLogger(__name__)
 
 # The local stack's admin token, documented in the README: usable in dev mode only.
 DEV_ADMIN_TOKEN = "dev-admin-token"
+# The local stack's Stripe webhook signing secret (the emulator signs with it): dev mode only.
+DEV_WEBHOOK_SECRET = "whsec_shop_dev"
 
 
 class GatewaySettings(ShopSettings):
@@ -17,6 +19,10 @@ class GatewaySettings(ShopSettings):
     # ADMIN_TOKEN guards the stock endpoint and the operator page. Required outside dev mode
     # (SHOP_DEV_MODE=true), where an unset token falls back to DEV_ADMIN_TOKEN.
     admin_token: SecretStr = SecretStr("")
+    # STRIPE_WEBHOOK_SECRET: the signing secret of the webhook endpoint (`whsec_...`, Stripe's
+    # Dashboard or `stripe listen`); /webhooks/stripe takes only events signed with it.
+    # Required outside dev mode, where an unset secret falls back to DEV_WEBHOOK_SECRET.
+    stripe_webhook_secret: SecretStr = SecretStr("")
     # Where operators open Restate's UI (links from the operator page to each order's journal).
     restate_ui_url: str = "http://127.0.0.1:9070/ui"
     # Where SREs open traces (links from the order and operator pages to each order's trace).
@@ -48,6 +54,26 @@ class GatewaySettings(ShopSettings):
                 f"ADMIN_TOKEN is the published dev token {DEV_ADMIN_TOKEN!r}, which anyone can "
                 "read in the README: set a secret of your own, or SHOP_DEV_MODE=true for local "
                 "use."
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_secret_required_outside_dev(self) -> Self:
+        secret = self.stripe_webhook_secret.get_secret_value().strip()
+        if self.shop_dev_mode:
+            if not secret:
+                self.stripe_webhook_secret = SecretStr(DEV_WEBHOOK_SECRET)
+            return self
+        if not secret:
+            raise ValueError(
+                "STRIPE_WEBHOOK_SECRET is not set. Stripe signs each webhook with it and the "
+                "gateway refuses events it cannot verify: set it to the endpoint's signing "
+                "secret (whsec_...), or SHOP_DEV_MODE=true for local use."
+            )
+        if secret == DEV_WEBHOOK_SECRET:
+            raise ValueError(
+                f"STRIPE_WEBHOOK_SECRET is the published dev secret {DEV_WEBHOOK_SECRET!r}: set "
+                "the endpoint's own signing secret, or SHOP_DEV_MODE=true for local use."
             )
         return self
 

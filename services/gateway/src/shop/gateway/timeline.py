@@ -6,6 +6,7 @@ from shop.shared.models import OrderStatus
 
 STEPS = (
     ("received", "Order received"),
+    ("authenticating", "Confirm the payment with your bank"),
     ("authorized", "Payment held on your card"),
     ("reserved", "Stock reserved (cancellable)"),
     ("capturing", "Cancellation window closed"),
@@ -13,6 +14,8 @@ STEPS = (
     ("completed", "Confirmation emailed"),
 )
 STEP_INDEX = {key: i for i, (key, _) in enumerate(STEPS)}
+# Steps only some orders take (3-D Secure): listed only while the order waits at one.
+OPTIONAL = frozenset({"authenticating"})
 
 
 @dataclass(frozen=True)
@@ -22,18 +25,20 @@ class Step:
 
 
 def timeline(status: OrderStatus) -> list[Step]:
-    if status.status == "completed":
-        return [Step(label, "done") for _, label in STEPS]
-    final = status.is_final  # failed or cancelled, here
+    final = status.is_final
     reached = status.result.last_step if final and status.result else status.step
     last = STEP_INDEX.get(reached or "", -1)
+    waiting = not final and reached in OPTIONAL  # for the customer: that step is the current one
     steps = []
-    for i, (_, label) in enumerate(STEPS):
-        if i <= last:
+    for i, (key, label) in enumerate(STEPS):
+        if key in OPTIONAL and not (waiting and i == last):
+            continue
+        if status.status == "completed" or i < last or (i == last and not waiting):
             steps.append(Step(label, "done"))
         elif not final:
-            steps.append(Step(label, "current" if i == last + 1 else "todo"))
-    if final:
+            current = i == last if waiting else i == last + 1
+            steps.append(Step(label, "current" if current else "todo"))
+    if final and status.status != "completed":
         reason = status.result.reason if status.result else status.message
         undone = "; what was done is undone" if last > 0 else ""
         steps.append(Step(f"{status.status.capitalize()}: {reason}{undone}", status.status))

@@ -8,6 +8,7 @@ and the journal write replays Stripe's first answer instead of charging again.
 import restate
 import stripe
 from restate import Context, RunOptions, TerminalError
+from stripe.params import PaymentIntentCreateParams
 
 from shop.payments.stripe_client import stripe_client
 from shop.shared import names
@@ -18,9 +19,23 @@ from shop.shared.telemetry import step
 payments = restate.Service(names.PAYMENTS)
 
 
+VOIDABLE = frozenset(
+    {"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"}
+)
+
+
 def idempotency_key(order_id: str, step: str) -> str:
     """Stripe idempotency key for one step of one order: a replayed or retried step reuses it."""
     return f"shop-{order_id}-{step}"
+
+
+def action_url(intent: stripe.PaymentIntent) -> str | None:
+    """Where the customer confirms the payment with their bank (3-D Secure), when Stripe asks
+    for that by redirect (it does when the intent was confirmed with a return_url)."""
+    action = intent.to_dict().get("next_action") or {}
+    if action.get("type") != "redirect_to_url":
+        return None
+    return (action.get("redirect_to_url") or {}).get("url")
 
 
 def as_charge(order_id: str, intent: stripe.PaymentIntent) -> Charge:
@@ -29,6 +44,7 @@ def as_charge(order_id: str, intent: stripe.PaymentIntent) -> Charge:
         payment_intent_id=intent.id,
         amount_cents=intent.amount,
         status=intent.status,
+        action_url=action_url(intent) if intent.status == "requires_action" else None,
     )
 
 
@@ -39,19 +55,24 @@ def terminal(e: stripe.StripeError, what: str) -> TerminalError:
 
 
 async def stripe_authorize(request: ChargeRequest) -> Charge:
+    """A hold on the card (`requires_capture`), or, for a card whose bank wants the customer to
+    confirm (3-D Secure), an intent in `requires_action` with the URL to send them to."""
+    params: PaymentIntentCreateParams = {
+        "amount": request.amount_cents,
+        "currency": request.currency,
+        "payment_method": request.payment_method,
+        "payment_method_types": ["card"],
+        "capture_method": "manual",
+        "confirm": True,
+        "metadata": {"order_id": request.order_id},
+        "description": f"shop order {request.order_id}",
+    }
+    if request.return_url:  # asks Stripe for a redirect (not its JS SDK) when the bank checks
+        params["return_url"] = request.return_url
     try:
         with step("stripe authorize", request.order_id):
             intent = await stripe_client().v1.payment_intents.create_async(
-                params={
-                    "amount": request.amount_cents,
-                    "currency": request.currency,
-                    "payment_method": request.payment_method,
-                    "payment_method_types": ["card"],
-                    "capture_method": "manual",
-                    "confirm": True,
-                    "metadata": {"order_id": request.order_id},
-                    "description": f"shop order {request.order_id}",
-                },
+                params=params,
                 options={"idempotency_key": idempotency_key(request.order_id, "authorize")},
             )
     except (stripe.CardError, stripe.InvalidRequestError) as e:
@@ -73,6 +94,12 @@ async def stripe_capture(charge: Charge) -> Charge:
     return as_charge(charge.order_id, intent)
 
 
+async def stripe_check(charge: Charge) -> Charge:
+    with step("stripe retrieve", charge.order_id):
+        intent = await stripe_client().v1.payment_intents.retrieve_async(charge.payment_intent_id)
+    return as_charge(charge.order_id, intent)
+
+
 async def stripe_refund(charge: Charge) -> Refund:
     """Give the money back whatever state the intent is in: void a hold, refund a capture."""
     client, order_id = stripe_client(), charge.order_id
@@ -83,7 +110,9 @@ async def stripe_refund(charge: Charge) -> Refund:
 async def _give_back(client: stripe.StripeClient, charge: Charge) -> Refund:
     order_id = charge.order_id
     intent = await client.v1.payment_intents.retrieve_async(charge.payment_intent_id)
-    if intent.status in {"requires_capture", "requires_confirmation", "requires_action"}:
+    # Anything not yet paid is voided, including an intent whose 3-D Secure check failed
+    # (requires_payment_method): left open, it could still be confirmed with another card.
+    if intent.status in VOIDABLE:
         await client.v1.payment_intents.cancel_async(
             intent.id, options={"idempotency_key": idempotency_key(order_id, "void")}
         )
@@ -108,6 +137,13 @@ async def authorize(ctx: Context, request: ChargeRequest) -> Charge:
 @payments.handler()
 async def capture(ctx: Context, charge: Charge) -> Charge:
     return await ctx.run_typed("stripe-capture", stripe_capture, RunOptions(), charge=charge)
+
+
+@payments.handler()
+async def check(ctx: Context, charge: Charge) -> Charge:
+    """How the intent stands now at Stripe (after a 3-D Secure check, say): Stripe is the
+    source of truth, a webhook only says when to look."""
+    return await ctx.run_typed("stripe-retrieve", stripe_check, RunOptions(), charge=charge)
 
 
 @payments.handler()

@@ -1,0 +1,89 @@
+"""Stripe's webhook: a verified event about an order's payment wakes the order.
+
+The event is only a signal. The order then asks Stripe itself how its payment stands, so the
+endpoint answers at once (Stripe retries anything but a 2xx), and a duplicate, late or
+out-of-order event changes nothing. The signature is checked by the stripe package over the
+raw body, with the endpoint's signing secret, and an event older than five minutes (a replay)
+is refused.
+"""
+
+import logging
+import re
+from typing import Annotated, Any
+
+import stripe
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from shop.gateway.deps import Ingress, Settings
+from shop.gateway.orders import ORDER_ID_PATTERN
+from shop.gateway.responses import BAD_WEBHOOK, STRIPE_EVENT, UNAVAILABLE, merge
+from shop.shared.models import PaymentEvent
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+# What Stripe sends when a 3-D Secure check ends: confirmed (the amount can be captured), or not.
+WAKING_EVENTS = frozenset(
+    {"payment_intent.amount_capturable_updated", "payment_intent.payment_failed"}
+)
+
+
+class WebhookReceipt(BaseModel):
+    """Stripe needs only the 2xx; the body says what came of the event, for whoever looks."""
+
+    received: bool = True
+    delivered: bool
+    note: str
+
+
+def refused(why: str) -> JSONResponse:
+    return JSONResponse({"error": f"webhook refused: {why}"}, status_code=400)
+
+
+def order_of(event: dict[str, Any]) -> str | None:
+    """The order a PaymentIntent event is about (the intent's metadata[order_id])."""
+    intent = (event.get("data") or {}).get("object") or {}
+    order_id = (intent.get("metadata") or {}).get("order_id")
+    if isinstance(order_id, str) and re.fullmatch(ORDER_ID_PATTERN, order_id):
+        return order_id
+    return None
+
+
+@router.post(
+    "/webhooks/stripe",
+    response_model=WebhookReceipt,
+    responses=merge(BAD_WEBHOOK, UNAVAILABLE),
+    # The body is read raw (the signature covers its exact bytes), so it is documented here.
+    openapi_extra={"requestBody": STRIPE_EVENT},
+)
+async def stripe_webhook(
+    request: Request,
+    ingress: Ingress,
+    settings: Settings,
+    stripe_signature: Annotated[str | None, Header()] = None,
+) -> WebhookReceipt | JSONResponse:
+    """Stripe's events about payments (`payment_intent.amount_capturable_updated`,
+    `payment_intent.payment_failed`) wake the order named by the intent's
+    `metadata[order_id]`; other events, and events about no known order, are acknowledged and
+    ignored. 400 when the `Stripe-Signature` does not verify."""
+    secret = settings.stripe_webhook_secret.get_secret_value()
+    try:
+        event = stripe.Webhook.construct_event(await request.body(), stripe_signature, secret)
+    except stripe.SignatureVerificationError as e:
+        log.warning("Stripe webhook refused: %s", e.user_message)
+        return refused(f"the Stripe-Signature does not verify ({e.user_message})")
+    except ValueError:  # signed, yet not UTF-8 JSON of a Stripe event
+        return refused("the body is not a Stripe event")
+    body = event.to_dict()
+    event_id, event_type = body.get("id"), body.get("type")
+    if event_type not in WAKING_EVENTS or not isinstance(event_id, str):
+        return WebhookReceipt(delivered=False, note=f"ignored: {event_type} is not awaited")
+    order_id = order_of(body)
+    if order_id is None:
+        return WebhookReceipt(delivered=False, note="ignored: the payment is not an order's")
+    if not await ingress.payment_event(order_id, PaymentEvent(event_id=event_id, type=event_type)):
+        return WebhookReceipt(delivered=False, note=f"ignored: no order {order_id}")
+    log.info("Stripe event %s (%s) handed to order %s", event_id, event_type, order_id)
+    return WebhookReceipt(delivered=True, note=f"handed to order {order_id}")
