@@ -5,9 +5,11 @@ import logging
 import socket
 import threading
 
+import httpx
 import pytest
+from hypercorn.asyncio import serve as hypercorn_serve
 
-from shop.shared.serve import RequestSigningMisconfigured, register, restate_app
+from shop.shared.serve import RequestSigningMisconfigured, register, restate_app, server_config
 from shop.shared.settings import ServiceSettings
 
 KEY = "publickeyv1_FAe4sisG95oZ42w7buUn5qEE4TAnfTTFPiguZUHmhiF"
@@ -70,3 +72,41 @@ async def test_registration_goes_to_the_next_admin_url_when_one_is_down(monkeypa
             server.shutdown()
             server.server_close()
     assert Admin.bodies == [{"uri": "http://127.0.0.1:9082", "force": False}]
+
+
+async def test_one_http2_connection_carries_any_number_of_requests() -> None:
+    """Restate sends every invocation of a deployment over one HTTP/2 connection: a server
+    that closes it after N requests strands the invocations in flight on it."""
+    connections: set[int] = set()
+
+    async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        connections.add(scope["client"][1])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    stop = asyncio.Event()
+    server = asyncio.create_task(
+        hypercorn_serve(app, server_config(f"127.0.0.1:{port}"), shutdown_trigger=stop.wait)
+    )
+    try:
+        async with httpx.AsyncClient(http1=False, http2=True) as client:
+            for _ in range(60):  # until it listens
+                try:
+                    await client.get(f"http://127.0.0.1:{port}/")
+                    break
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.05)
+            for _ in range(12):  # 1,200 requests, 100 at a time (hypercorn's default cap: 1,000)
+                replies = await asyncio.gather(
+                    *(client.get(f"http://127.0.0.1:{port}/") for _ in range(100))
+                )
+                assert all(r.status_code == 200 for r in replies)
+    finally:
+        stop.set()
+        await server
+    assert len(connections) == 1

@@ -100,11 +100,21 @@ async def register(settings: ServiceSettings) -> None:
     log.info("registered %s at %s: %s", settings.deployment_url, response.url, ", ".join(services))
 
 
-async def _serve(app: object, settings: ServiceSettings) -> None:
+def server_config(bind: str) -> Config:
     config = Config()
-    config.bind = [f"{settings.bind_host}:{settings.port}"]
+    config.bind = [bind]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")  # our format, not a second handler
+    # Restate keeps one HTTP/2 connection per deployment and sends every invocation over it.
+    # hypercorn's default closes a connection after its 1,000th request with a GOAWAY that
+    # strands the invocations still on it until Restate's keep-alive gives up (20-60 s, a
+    # stall of every order seen under load): never close one for its request count.
+    config.keep_alive_max_requests = sys.maxsize
+    return config
+
+
+async def _serve(app: object, settings: ServiceSettings) -> None:
+    config = server_config(f"{settings.bind_host}:{settings.port}")
     # On SIGTERM: no new connections or invocations (Restate retries them), the invocations
     # in flight suspend at their next wait (see shop.shared.drain), and the process exits as
     # soon as they have; whatever still runs at the drain deadline is cut off there, for
