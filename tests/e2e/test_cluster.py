@@ -239,6 +239,17 @@ def test_a_killed_partition_leader_loses_no_order_and_catches_up_when_back(
     )
 
 
+def test_a_keyed_order_can_be_read_the_moment_its_id_is_returned(cluster: Stack) -> None:
+    """A key's record (OrderKeys) starts the run with a message to the order's own partition,
+    which another node may lead: the 202 must not come before Restate knows the run there."""
+    with httpx.Client(base_url=cluster.gateway_url, timeout=30) as gateway:
+        shoppers = Shoppers(cluster.gateway_url)
+        for _ in range(10):
+            shoppers.place(gateway)
+            order_id = shoppers.placed[-1][0]
+            assert gateway.get(f"/api/orders/{order_id}").status_code == 200, order_id
+
+
 def test_the_gateway_reaches_the_cluster_through_another_node_when_its_first_is_down(
     cluster: Stack,
 ) -> None:

@@ -104,3 +104,19 @@ def test_an_operator_cancels_any_order_without_its_secret(
     response = gateway.post(f"/api/admin/orders/{order_id}/cancel", headers=admin)
     assert response.status_code == 202, response.text
     assert final_status(gateway, order_id)["status"] == "cancelled"
+
+
+def test_a_keyed_order_can_be_read_and_cancelled_the_moment_its_id_is_returned(
+    gateway: httpx.Client,
+) -> None:
+    """The key's record starts the run with a queued message; the 202 must not come before
+    Restate knows the run, or the customer's next request meets a 404."""
+    for _ in range(5):
+        body = {"customer_email": customer(), "items": MUG}
+        placed = post(gateway, body, f"at-once-{uuid.uuid4().hex}")
+        assert placed.status_code == 202, placed.text
+        order_id = track(placed.json()["order_id"], body["customer_email"])
+        SECRETS[order_id] = placed.json()["order_secret"]
+        assert gateway.get(f"/api/orders/{order_id}").status_code == 200
+        assert cancel(gateway, order_id).status_code in {202, 409}, order_id
+        assert final_status(gateway, order_id)["status"] in {"cancelled", "completed"}

@@ -11,7 +11,7 @@ import restate
 from restate import ObjectContext
 
 from shop.fulfilment.settings import ORDER_RETENTION
-from shop.fulfilment.workflow import run
+from shop.fulfilment.workflow import get_status, run
 from shop.shared import names
 from shop.shared.models import KeyedOrder, KeyedOrderReply
 
@@ -28,11 +28,14 @@ async def start(ctx: ObjectContext, request: KeyedOrder) -> KeyedOrderReply:
     record = await ctx.get(RECORD, type_hint=KeyedOrder)
     if record is None:
         ctx.set(RECORD, request)
-        ctx.workflow_send(run, key=request.order.order_id, arg=request.order)
+        order_id = request.order.order_id
+        ctx.workflow_send(run, key=order_id, arg=request.order)
         ctx.object_send(forget, key=ctx.key(), arg=None, send_delay=KEY_RETENTION)
-        return KeyedOrderReply(
-            outcome="started", order_id=request.order.order_id, secret=request.secret
-        )
+        # A send is only queued; the client may ask for the order's status or cancel it the
+        # moment it has the id. Messages to one key arrive in the order they were sent, so
+        # once this call is answered the run is known where the gateway looks for it.
+        await ctx.workflow_call(get_status, key=order_id, arg=None)
+        return KeyedOrderReply(outcome="started", order_id=order_id, secret=request.secret)
     if record.fingerprint != request.fingerprint:
         return KeyedOrderReply(outcome="conflict")
     return KeyedOrderReply(outcome="replayed", order_id=record.order.order_id, secret=record.secret)
