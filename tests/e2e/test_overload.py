@@ -30,6 +30,11 @@ def test_orders_beyond_the_in_flight_bound_are_shed_and_the_rest_complete(
     assert len(accepted) + len(shed) == offered
     assert 0 < len(accepted) <= MAX_ORDERS_IN_FLIGHT and len(shed) >= offered - MAX_ORDERS_IN_FLIGHT
     assert all(r.headers["Retry-After"] == "1" for r in shed)
+    # The storefront's form says the same to a browser, and starts nothing either.
+    form = {"customer_email": customer(), "qty.sticker-pack": "1"}
+    busy = gateway.post("/orders", data=form)
+    assert (busy.status_code, busy.headers["Retry-After"]) == (429, "1"), busy.text
+    assert "place yours again in a moment" in busy.text
     assert restate_admin.workflow_runs() - runs_before == len(accepted)
     for order_id in accepted:
         assert final_status(gateway, order_id, timeout=60)["status"] == "completed"

@@ -161,7 +161,9 @@ async def place_order_form(
         return await render_store(request, ingress, {**fields, "idempotency_key": ""}, errors, 422)
     except Overloaded:
         errors = {"form": "So many orders right now: please place yours again in a moment."}
-        return await render_store(request, ingress, fields, errors, 429)
+        busy = await render_store(request, ingress, fields, errors, 429)
+        busy.headers["Retry-After"] = "1"  # as the API's 429 says
+        return busy
     page = f"/orders/{placed.order_id}"
     response: Response
     if hx_request:  # htmx: a full page load of the order page
