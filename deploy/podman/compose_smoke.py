@@ -182,6 +182,7 @@ def write_env(folder: Path, gateway_port: int, stripe_port: int) -> Path:
     env = {
         "STRIPE_API_KEY": STRIPE_KEY,
         "STRIPE_API_BASE": "http://stripe-emulator:12111",
+        "STRIPE_WEBHOOK_SECRET": f"whsec_{uuid.uuid4().hex}",
         "ADMIN_TOKEN": uuid.uuid4().hex,
         "RESTATE_IDENTITY_KEYS": public_key,
         "RESTATE_IDENTITY_KEY_FILE": str(key_file),

@@ -31,6 +31,8 @@ from shop.shared.telemetry import otlp_endpoint, otlp_protocol
 REPO = Path(__file__).resolve().parents[4]
 RESTATE_TOOLS = REPO / "tools" / "restate-server" / "node_modules" / "@restatedev"
 ADMIN_TOKEN_DEV = "dev-admin-token"
+# The Stripe emulator signs its webhooks with this; the gateway checks them with it.
+STRIPE_WEBHOOK_SECRET_DEV = "whsec_shop_dev"
 SERVICES = ("fulfilment", "payments", "inventory", "email")
 
 
@@ -194,6 +196,15 @@ class Stack:
         return f"http://127.0.0.1:{self.ports.stripe}"
 
     @property
+    def stripe_webhook_url(self) -> str:
+        """Where the Stripe emulator POSTs its events: the gateway, as Stripe would."""
+        return f"{self.gateway_url}/webhooks/stripe"
+
+    @property
+    def stripe_webhook_secret(self) -> str:
+        return os.environ.get("STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET_DEV)
+
+    @property
     def maildir(self) -> Path:
         return self.state / "mail"
 
@@ -227,6 +238,7 @@ class Stack:
             "SMTP_PORT": str(p.smtp),
             "STRIPE_API_BASE": self.stripe_url,
             "STRIPE_API_KEY": os.environ.get("STRIPE_API_KEY", "sk_test_shop_dev"),
+            "STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
             "ADMIN_TOKEN": os.environ.get("ADMIN_TOKEN", ADMIN_TOKEN_DEV),
             "RESTATE_REGISTER_FORCE": "true",  # dev: the code at a URL changes in place
             # Services accept only requests Restate signed, as in production; dev mode allows
@@ -306,7 +318,11 @@ class Stack:
             {},
         )
         emulator = ["--port", str(p.stripe), "--ledger", str(self.stripe_ledger)]
-        stripe = ([py, "-m", "shop.dev.stripe_emulator", *emulator], {})
+        emulator += ["--public-url", self.stripe_url, "--webhook-url", self.stripe_webhook_url]
+        stripe = (
+            [py, "-m", "shop.dev.stripe_emulator", *emulator],
+            {"STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret},  # not on its command line
+        )
         env = self.shared_env()
         programs |= {"valkey": valkey, "smtp": smtp, "stripe": stripe}
         for name in (*SERVICES, "gateway"):

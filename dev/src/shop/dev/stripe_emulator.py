@@ -6,6 +6,12 @@ list by payment_intent), lists paged as Stripe pages them (newest first, `limit`
 `starting_after`, `ending_before`, `has_more`), `Idempotency-Key` replay, and the test payment
 methods `pm_card_visa` (succeeds) and `pm_card_chargeDeclined` (402 card_declined).
 
+Strong customer authentication: `pm_card_threeDSecure2Required` and
+`pm_card_authenticationRequired` leave a confirmed intent in `requires_action` with a
+`redirect_to_url` next action to this emulator's own bank page, `/3ds/{id}` (stripe_auth_page),
+whose buttons (or `POST /_emulator/3ds/{id}` for tests) complete or fail the check. Every change
+of an intent makes an Event, POSTed signed to `--webhook-url` (stripe_webhooks).
+
 The ledger (PaymentIntents, Refunds, the answers kept for idempotency keys) is in memory, or
 with `--ledger PATH` (or STRIPE_EMULATOR_LEDGER) also in an SQLite file, read back on start:
 the dev stack keeps it in its state folder, so charges outlive a restart like the rest.
@@ -15,24 +21,50 @@ import argparse
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import secrets
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlencode
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from pydantic import BaseModel, Field
 
+from shop.dev import stripe_auth_page
 from shop.dev.stripe_forms import decode
+from shop.dev.stripe_webhooks import DEFAULT_SECRET, EventStore, Retry, WebhookFaults, Webhooks
 
 GOOD_CARDS = {"pm_card_visa", "pm_card_mastercard", "pm_card_amex"}
 DECLINED_CARDS = {"pm_card_chargeDeclined": "generic_decline"}
+# Cards whose bank asks the customer to confirm (3-D Secure) on every payment.
+AUTHENTICATION_CARDS = {"pm_card_threeDSecure2Required", "pm_card_authenticationRequired"}
+# What Stripe says in last_payment_error when the customer fails the bank's check.
+AUTHENTICATION_FAILURE = (
+    "The provided PaymentMethod has failed authentication. You can provide "
+    "payment_method_data or a new PaymentMethod to attempt to fulfill this PaymentIntent again."
+)
+# The event Stripe sends when an intent enters each status.
+STATUS_EVENTS = {
+    "requires_action": "payment_intent.requires_action",
+    "requires_capture": "payment_intent.amount_capturable_updated",
+    "succeeded": "payment_intent.succeeded",
+    "canceled": "payment_intent.canceled",
+    "requires_payment_method": "payment_intent.payment_failed",
+}
 
 
 class StripeError(Exception):
@@ -48,6 +80,22 @@ class Faults(BaseModel):
     drop_next: int = Field(0, ge=0, description="do the work, then drop the connection unanswered")
     latency_next: int = Field(0, ge=0, description="delay these many calls by latency_ms")
     latency_ms: int = Field(0, ge=0)
+    webhook_duplicate_next: int = Field(0, ge=0, description="deliver the next events twice")
+    webhook_delay_next: int = Field(
+        0, ge=0, description="hold the next events webhook_delay_ms before the first attempt"
+    )
+    webhook_delay_ms: int = Field(0, ge=0)
+
+    def take_webhook_faults(self) -> WebhookFaults:
+        """What applies to the next event delivered (each switch counts down)."""
+        taken = WebhookFaults()
+        if self.webhook_duplicate_next:
+            self.webhook_duplicate_next -= 1
+            taken.duplicate = True
+        if self.webhook_delay_next:
+            self.webhook_delay_next -= 1
+            taken.delay_ms = self.webhook_delay_ms
+        return taken
 
 
 class LedgerFile:
@@ -145,11 +193,17 @@ def flag(params: dict[str, Any], name: str) -> bool:
 
 
 def create_intent(ledger: Ledger, params: dict[str, Any]) -> dict[str, Any]:
+    """A new intent, recorded (the caller confirms it when asked and saves it)."""
+    intent_id = new_id("pi")
     intent = {
-        "id": new_id("pi"),
+        "id": intent_id,
         "object": "payment_intent",
         "amount": as_int(params, "amount"),
+        "amount_capturable": 0,
         "amount_received": 0,
+        "canceled_at": None,
+        "cancellation_reason": None,
+        "client_secret": f"{intent_id}_secret_{secrets.token_hex(12)}",
         "currency": str(params.get("currency", "")).lower() or _missing("currency"),
         "capture_method": params.get("capture_method", "automatic"),
         "created": int(time.time()),
@@ -159,16 +213,12 @@ def create_intent(ledger: Ledger, params: dict[str, Any]) -> dict[str, Any]:
         "payment_method_types": params.get("payment_method_types") or ["card"],
         "last_payment_error": None,
         "livemode": False,
+        "next_action": None,
         "status": "requires_payment_method",
     }
     if intent["payment_method"]:
         intent["status"] = "requires_confirmation"
     ledger.intents[intent["id"]] = intent
-    try:
-        if flag(params, "confirm"):
-            confirm(intent, params)
-    finally:  # a declined card leaves the intent changed too
-        ledger.save(intent)
     return intent
 
 
@@ -176,7 +226,7 @@ def _missing(name: str) -> str:
     raise StripeError(400, "invalid_request_error", f"Missing required param: {name}.", param=name)
 
 
-def confirm(intent: dict[str, Any], params: dict[str, Any]) -> None:
+def confirm(intent: dict[str, Any], params: dict[str, Any], public_url: str) -> None:
     method = params.get("payment_method") or intent["payment_method"]
     if intent["status"] not in {"requires_payment_method", "requires_confirmation"}:
         raise StripeError(
@@ -210,7 +260,25 @@ def confirm(intent: dict[str, Any], params: dict[str, Any]) -> None:
             decline_code=error["decline_code"],
             payment_intent=dict(intent),
         )
-    if method not in GOOD_CARDS:
+    if method in AUTHENTICATION_CARDS and flag(params, "off_session"):
+        # Nobody is there to authenticate: Stripe declines instead of asking.
+        intent["status"] = "requires_payment_method"
+        error = {
+            "code": "authentication_required",
+            "decline_code": "authentication_required",
+            "message": "Your card was declined. This transaction requires authentication.",
+            "type": "card_error",
+        }
+        intent["last_payment_error"] = error
+        raise StripeError(
+            402,
+            "card_error",
+            error["message"],
+            code=error["code"],
+            decline_code=error["decline_code"],
+            payment_intent=dict(intent),
+        )
+    if method not in GOOD_CARDS | AUTHENTICATION_CARDS:
         raise StripeError(
             400,
             "invalid_request_error",
@@ -218,10 +286,79 @@ def confirm(intent: dict[str, Any], params: dict[str, Any]) -> None:
             code="resource_missing",
             param="payment_method",
         )
+    intent["last_payment_error"] = None
+    if method in AUTHENTICATION_CARDS:
+        # Stripe's redirect flow: the customer goes to the bank's page (here, ours) and comes
+        # back to return_url; what happened there arrives as a webhook.
+        intent["status"] = "requires_action"
+        intent["next_action"] = {
+            "type": "redirect_to_url",
+            "redirect_to_url": {
+                "url": f"{public_url}/3ds/{intent['id']}",
+                "return_url": params.get("return_url"),
+            },
+        }
+        return
+    authorized(intent)
+
+
+def authorized(intent: dict[str, Any]) -> None:
+    """The bank said yes: a hold to capture later, or the money at once."""
+    intent["next_action"] = None
     if intent["capture_method"] == "manual":
-        intent["status"] = "requires_capture"
+        intent["status"], intent["amount_capturable"] = "requires_capture", intent["amount"]
     else:
         intent["status"], intent["amount_received"] = "succeeded", intent["amount"]
+
+
+def authenticate(intent: dict[str, Any], outcome: Literal["complete", "fail"]) -> None:
+    """The customer's answer on the bank's 3-D Secure page."""
+    if intent["status"] != "requires_action":
+        raise StripeError(
+            400,
+            "invalid_request_error",
+            f"This PaymentIntent's status is {intent['status']}: it does not wait for "
+            "authentication.",
+            code="payment_intent_unexpected_state",
+        )
+    if outcome == "complete":
+        authorized(intent)
+        return
+    # As Stripe: the method that failed moves into last_payment_error, the intent waits for
+    # another one.
+    intent["status"], intent["next_action"] = "requires_payment_method", None
+    intent["last_payment_error"] = {
+        "code": "payment_intent_authentication_failure",
+        "doc_url": "https://stripe.com/docs/error-codes/payment-intent-authentication-failure",
+        "message": AUTHENTICATION_FAILURE,
+        "payment_method": {"id": intent["payment_method"], "object": "payment_method"},
+        "type": "invalid_request_error",
+    }
+    intent["payment_method"] = None
+
+
+def lifecycle_events(before: str | None, intent: dict[str, Any], failed: bool) -> list[str]:
+    """The events Stripe sends for a change of an intent from status `before` (None: it was
+    just made); `failed`: a payment attempt failed (even with no change of status)."""
+    types = ["payment_intent.created"] if before is None else []
+    status = intent["status"]
+    if failed:
+        types.append("payment_intent.payment_failed")
+    elif status != before and status in STATUS_EVENTS:
+        types.append(STATUS_EVENTS[status])
+    return types
+
+
+def return_to(intent: dict[str, Any], return_url: str, outcome: str) -> str:
+    """Where the bank page sends the customer back: return_url with what Stripe adds to it."""
+    query = urlencode(
+        {
+            "payment_intent": intent["id"],
+            "payment_intent_client_secret": intent.get("client_secret") or "",
+            "redirect_status": "succeeded" if outcome == "complete" else "failed",
+        }
+    )
+    return f"{return_url}{'&' if '?' in return_url else '?'}{query}"
 
 
 def get_intent(ledger: Ledger, intent_id: str) -> dict[str, Any]:
@@ -246,9 +383,10 @@ def capture(intent: dict[str, Any]) -> None:
             code="payment_intent_unexpected_state",
         )
     intent["status"], intent["amount_received"] = "succeeded", intent["amount"]
+    intent["amount_capturable"] = 0
 
 
-def cancel(intent: dict[str, Any]) -> None:
+def cancel(intent: dict[str, Any], params: dict[str, Any]) -> None:
     if intent["status"] in {"succeeded", "canceled"}:
         raise StripeError(
             400,
@@ -256,7 +394,9 @@ def cancel(intent: dict[str, Any]) -> None:
             f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}.",
             code="payment_intent_unexpected_state",
         )
-    intent["status"] = "canceled"
+    intent["status"], intent["next_action"], intent["amount_capturable"] = "canceled", None, 0
+    intent["canceled_at"] = int(time.time())
+    intent["cancellation_reason"] = params.get("cancellation_reason")
 
 
 def refund(ledger: Ledger, params: dict[str, Any]) -> dict[str, Any]:
@@ -362,10 +502,101 @@ def cursor(ordered: list[dict[str, Any]], object_id: Any, param: str) -> int:
     )
 
 
-def create_app(ledger_path: Path | None = None) -> FastAPI:
-    app = FastAPI(title="Stripe emulator")
+class Authentication(BaseModel):
+    """The tests' answer to a 3-D Secure check (what the bank page's buttons do)."""
+
+    outcome: Literal["complete", "fail"]
+
+
+def get_event(store: EventStore, event_id: str) -> dict[str, Any]:
+    if event_id not in store.events:
+        raise StripeError(
+            404,
+            "invalid_request_error",
+            f"No such event: '{event_id}'",
+            code="resource_missing",
+            param="id",
+        )
+    return store.events[event_id]
+
+
+def event_filter(query: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    """Events of one type (`type`, `*` wildcards as Stripe's `payment_intent.*`) and/or about
+    one intent (`payment_intent`, the emulator's own filter)."""
+    wanted_type = str(query.get("type") or "*")
+    intent_id = query.get("payment_intent")
+
+    def wanted(event: dict[str, Any]) -> bool:
+        if intent_id and event["data"]["object"].get("id") != intent_id:
+            return False
+        if wanted_type.endswith("*"):
+            return event["type"].startswith(wanted_type[:-1])
+        return event["type"] == wanted_type
+
+    return wanted
+
+
+def create_app(
+    ledger_path: Path | None = None,
+    *,
+    public_url: str | None = None,
+    webhook_url: str | None = None,
+    webhook_secret: str = DEFAULT_SECRET,
+    webhook_retry: Retry | None = None,
+) -> FastAPI:
+    """The emulator. `public_url`: where a browser reaches it (the 3-D Secure page's links;
+    default: the address each API call came to); `webhook_url`: where events are POSTed
+    (none: events are only recorded)."""
     ledger = Ledger(ledger_path)
-    app.state.ledger = ledger
+    store = EventStore(ledger.file.db if ledger.file else None)
+    webhooks = Webhooks(
+        store,
+        webhook_url,
+        webhook_secret,
+        lambda: ledger.faults.take_webhook_faults(),
+        webhook_retry,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        webhooks.resume()
+        yield
+        await webhooks.close()
+
+    app = FastAPI(title="Stripe emulator", lifespan=lifespan)
+    app.state.ledger, app.state.webhooks = ledger, webhooks
+
+    def base_url(request: Request) -> str:
+        return public_url or str(request.base_url).rstrip("/")
+
+    @contextmanager
+    def changing(
+        intent: dict[str, Any], request: Request | None, *, created: bool = False
+    ) -> Iterator[None]:
+        """Around a change of an intent: save it and send the events the change makes, also
+        when it ends in an error (a declined card changes the intent too)."""
+        before = None if created else intent["status"]
+        failed = False
+        try:
+            yield
+        except StripeError as e:
+            failed = e.body["type"] == "card_error"
+            raise
+        finally:
+            ledger.save(intent)
+            origin = None
+            if request is not None:  # the API call that made the change, as events say it
+                key = request.headers.get("idempotency-key")
+                origin = {"id": new_id("req"), "idempotency_key": key}
+            for type_ in lifecycle_events(before, intent, failed):
+                webhooks.emit(type_, intent, origin)
+
+    def authenticate_intent(intent_id: str, outcome: Literal["complete", "fail"]) -> dict[str, Any]:
+        """The bank page's buttons and the tests' API: one answer to a 3-D Secure check."""
+        intent = get_intent(ledger, intent_id)
+        with changing(intent, None):
+            authenticate(intent, outcome)
+        return intent
 
     @app.exception_handler(StripeError)
     async def stripe_error(_: Request, e: StripeError) -> JSONResponse:
@@ -445,7 +676,12 @@ def create_app(ledger_path: Path | None = None) -> FastAPI:
 
     @app.post("/v1/payment_intents")
     async def create_payment_intent(request: Request) -> dict[str, Any]:
-        return create_intent(ledger, await params_of(request))
+        params = await params_of(request)
+        intent = create_intent(ledger, params)
+        with changing(intent, request, created=True):
+            if flag(params, "confirm"):
+                confirm(intent, params, base_url(request))
+        return intent
 
     @app.get("/v1/payment_intents")
     async def list_payment_intents(request: Request) -> dict[str, Any]:
@@ -464,23 +700,25 @@ def create_app(ledger_path: Path | None = None) -> FastAPI:
     @app.post("/v1/payment_intents/{intent_id}/confirm")
     async def confirm_payment_intent(intent_id: str, request: Request) -> dict[str, Any]:
         intent = get_intent(ledger, intent_id)
-        try:
-            confirm(intent, await params_of(request))
-        finally:  # a declined card changes the intent too
-            ledger.save(intent)
+        params = await params_of(request)
+        with changing(intent, request):
+            confirm(intent, params, base_url(request))
         return intent
 
     @app.post("/v1/payment_intents/{intent_id}/capture")
-    async def capture_payment_intent(intent_id: str) -> dict[str, Any]:
+    async def capture_payment_intent(intent_id: str, request: Request) -> dict[str, Any]:
         intent = get_intent(ledger, intent_id)
-        capture(intent)
-        return ledger.save(intent)
+        with changing(intent, request):
+            capture(intent)
+        return intent
 
     @app.post("/v1/payment_intents/{intent_id}/cancel")
-    async def cancel_payment_intent(intent_id: str) -> dict[str, Any]:
+    async def cancel_payment_intent(intent_id: str, request: Request) -> dict[str, Any]:
         intent = get_intent(ledger, intent_id)
-        cancel(intent)
-        return ledger.save(intent)
+        params = await params_of(request)
+        with changing(intent, request):
+            cancel(intent, params)
+        return intent
 
     @app.post("/v1/refunds")
     async def create_refund(request: Request) -> dict[str, Any]:
@@ -496,6 +734,57 @@ def create_app(ledger_path: Path | None = None) -> FastAPI:
             )
 
         return page("/v1/refunds", list(ledger.refunds.values()), wanted, query)
+
+    @app.get("/v1/events")
+    async def list_events(request: Request) -> dict[str, Any]:
+        query = decode(list(request.query_params.multi_items()))
+        return page("/v1/events", list(store.events.values()), event_filter(query), query)
+
+    @app.get("/v1/events/{event_id}")
+    async def retrieve_event(event_id: str) -> dict[str, Any]:
+        return get_event(store, event_id)
+
+    @app.get("/3ds/{intent_id}", response_class=HTMLResponse)
+    async def bank_page(intent_id: str) -> HTMLResponse:
+        intent = ledger.intents.get(intent_id)
+        if intent is None:
+            return HTMLResponse(stripe_auth_page.unknown_page(intent_id), status_code=404)
+        if intent["status"] != "requires_action":
+            return HTMLResponse(stripe_auth_page.done_page(intent))
+        return HTMLResponse(stripe_auth_page.confirm_page(intent))
+
+    @app.post("/3ds/{intent_id}/{outcome}", response_model=None)
+    async def bank_page_answer(
+        intent_id: str, outcome: Literal["complete", "fail"]
+    ) -> HTMLResponse | RedirectResponse:
+        intent = ledger.intents.get(intent_id)
+        if intent is None:
+            return HTMLResponse(stripe_auth_page.unknown_page(intent_id), status_code=404)
+        if intent["status"] != "requires_action":  # pressed twice, or another tab was first
+            return HTMLResponse(stripe_auth_page.done_page(intent), status_code=409)
+        return_url = (intent["next_action"] or {}).get("redirect_to_url", {}).get("return_url")
+        authenticate_intent(intent_id, outcome)
+        if return_url:
+            return RedirectResponse(return_to(intent, return_url, outcome), status_code=303)
+        return HTMLResponse(stripe_auth_page.outcome_page(intent, outcome))
+
+    @app.post("/_emulator/3ds/{intent_id}")
+    async def authenticate_for_tests(intent_id: str, answer: Authentication) -> dict[str, Any]:
+        return authenticate_intent(intent_id, answer.outcome)
+
+    @app.get("/_emulator/events")
+    async def emulator_events(request: Request) -> dict[str, Any]:
+        """The events made (newest first), e.g. `?payment_intent=pi_...`, without an API key."""
+        query = decode(list(request.query_params.multi_items()))
+        query.setdefault("limit", "100")
+        return page("/_emulator/events", list(store.events.values()), event_filter(query), query)
+
+    @app.post("/_emulator/events/{event_id}/resend")
+    async def resend_event(event_id: str) -> dict[str, Any]:
+        if not webhooks.url:
+            raise StripeError(400, "invalid_request_error", "No webhook endpoint is configured.")
+        get_event(store, event_id)
+        return webhooks.resend(event_id) or {}
 
     @app.put("/_emulator/faults")
     async def set_faults(faults: Faults) -> Faults:
@@ -523,8 +812,31 @@ def main() -> None:
         default=os.environ.get("STRIPE_EMULATOR_LEDGER") or None,
         help="SQLite file that keeps the ledger across restarts (default: memory only)",
     )
+    parser.add_argument(
+        "--public-url",
+        default=os.environ.get("STRIPE_EMULATOR_PUBLIC_URL") or None,
+        help="where a browser reaches this emulator, for its 3-D Secure page "
+        "(default: http://127.0.0.1:<port>)",
+    )
+    parser.add_argument(
+        "--webhook-url",
+        default=os.environ.get("STRIPE_EMULATOR_WEBHOOK_URL") or None,
+        help="where to POST events, signed (default: nowhere, events are only recorded)",
+    )
+    parser.add_argument(
+        "--webhook-secret",
+        default=os.environ.get("STRIPE_WEBHOOK_SECRET") or DEFAULT_SECRET,
+        help=f"the endpoint's signing secret (default: {DEFAULT_SECRET})",
+    )
     args = parser.parse_args()
-    uvicorn.run(create_app(args.ledger), host=args.host, port=args.port, log_level="warning")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = create_app(
+        args.ledger,
+        public_url=(args.public_url or f"http://127.0.0.1:{args.port}").rstrip("/"),
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":
