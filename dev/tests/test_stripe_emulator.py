@@ -212,3 +212,9 @@ def test_the_ledger_survives_a_restart(tmp_path: Path) -> None:
 
     with emulator() as client:  # without a file: nothing from before
         assert client.v1.payment_intents.list(params={"metadata": order}).data == []
+
+
+def test_charge_customer_fail_card_is_declined_when_charged(client: stripe.StripeClient) -> None:
+    with pytest.raises(stripe.CardError) as caught:
+        charge(client, "k-customer-fail", payment_method="pm_card_chargeCustomerFail")
+    assert caught.value.code == "card_declined"

@@ -49,7 +49,11 @@ from shop.dev.stripe_forms import decode
 from shop.dev.stripe_webhooks import DEFAULT_SECRET, EventStore, Retry, WebhookFaults, Webhooks
 
 GOOD_CARDS = {"pm_card_visa", "pm_card_mastercard", "pm_card_amex"}
-DECLINED_CARDS = {"pm_card_chargeDeclined": "generic_decline"}
+# Declined when charged (chargeCustomerFail: Stripe lets it be saved to a customer first).
+DECLINED_CARDS = {
+    "pm_card_chargeDeclined": "generic_decline",
+    "pm_card_chargeCustomerFail": "generic_decline",
+}
 # Cards whose bank asks the customer to confirm (3-D Secure) on every payment.
 AUTHENTICATION_CARDS = {"pm_card_threeDSecure2Required", "pm_card_authenticationRequired"}
 # What Stripe says in last_payment_error when the customer fails the bank's check.

@@ -1,0 +1,320 @@
+"""How faithful is the Stripe emulator? The same payment scenarios, through the official SDK,
+against the emulator and against localstripe (an independent fake Stripe), side by side.
+
+    ./task stripe-fidelity            (or: uv run python -m shop.dev.stripe_fidelity)
+
+localstripe is GPL-3: it only ever runs here as a separate process (`uvx --from
+localstripe==<pinned> localstripe`), never imported and never a dependency of anything we
+ship. The table shows the fields the payments service relies on (status after each step,
+the decline's error, the kind of next action) and marks where the two differ: a difference
+is a question for Stripe's documentation, not proof that either one is wrong.
+"""
+
+import argparse
+import contextlib
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import stripe
+
+LOCALSTRIPE = "localstripe==1.15.10"
+API_KEY = "sk_test_fidelity"
+# Stripe's documented test cards behind the test PaymentMethod ids the shop uses: a fake that
+# does not know an id gets a PaymentMethod made from the number instead.
+TEST_CARDS = {
+    "pm_card_visa": "4242424242424242",
+    "pm_card_chargeDeclined": "4000000000000002",
+    "pm_card_chargeCustomerFail": "4000000000000341",
+    "pm_card_threeDSecure2Required": "4000000000003220",
+    "pm_card_authenticationRequired": "4000002500003155",
+}
+RETURN_URL = "http://127.0.0.1:8000/orders/fidelity"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode} before listening on {port}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on {port} after {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def running(command: list[str], port: int, log: Path) -> Iterator[str]:
+    """A fake Stripe as a separate process until the end of the block; its base URL."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_listening(port, process)
+            yield f"http://127.0.0.1:{port}"
+        except (RuntimeError, TimeoutError) as e:
+            raise RuntimeError(f"{' '.join(command)}: {e}\n{log.read_text()[-2000:]}") from e
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def uvx() -> list[str]:
+    if found := shutil.which("uvx"):
+        return [found]
+    if found := shutil.which("uv"):
+        return [found, "tool", "run"]
+    raise RuntimeError("neither uvx nor uv on PATH: run this through ./task stripe-fidelity")
+
+
+@dataclass
+class Target:
+    """One fake Stripe, and what it took to run the shop's calls on it."""
+
+    name: str
+    base: str
+    authenticate: Callable[["Target", dict[str, Any], bool], None]
+    notes: list[str] = field(default_factory=list)
+    methods: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def client(self) -> stripe.StripeClient:
+        return stripe.StripeClient(
+            API_KEY, base_addresses={"api": self.base}, max_network_retries=0
+        )
+
+    def raw(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = httpx.request(
+            method,
+            f"{self.base}{path}",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            timeout=10,
+            **kwargs,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def method(self, test_id: str) -> str:
+        """The test PaymentMethod id, or one made from its card number where it is unknown."""
+        return self.methods.get(test_id, test_id)
+
+    def create_intent(self, test_id: str, **extra: Any) -> stripe.PaymentIntent:
+        """As the payments service authorizes (shop.payments.handlers.stripe_authorize). A
+        parameter the fake refuses ('Unexpected x') is dropped and noted; an unknown test
+        PaymentMethod id is replaced by a card with its number."""
+        params: dict[str, Any] = {
+            "amount": 1250,
+            "currency": "eur",
+            "payment_method": self.method(test_id),
+            "payment_method_types": ["card"],
+            "capture_method": "manual",
+            "confirm": True,
+            "metadata": {"order_id": f"ord_{uuid.uuid4().hex[:8]}"},
+            "description": "shop order fidelity",
+            **extra,
+        }
+        key = uuid.uuid4().hex
+        for _ in range(5):
+            try:
+                return self.client.v1.payment_intents.create(
+                    params=params,  # type: ignore[arg-type]
+                    options={"idempotency_key": key},
+                )
+            except stripe.InvalidRequestError as e:
+                message = str(e.user_message or e)
+                if unexpected := re.findall(r"Unexpected (.+)", message):
+                    for name in unexpected[0].split(", "):
+                        params.pop(name.strip(), None)
+                        self.note(f"refuses the param {name.strip()} (dropped)")
+                elif e.http_status == 404 and test_id in TEST_CARDS and test_id not in self.methods:
+                    self.methods[test_id] = self.card(test_id)
+                    params["payment_method"] = self.methods[test_id]
+                    self.note(f"does not know {test_id} (used a card {TEST_CARDS[test_id]})")
+                else:
+                    raise
+                key = uuid.uuid4().hex
+        raise RuntimeError("too many refused parameters")
+
+    def card(self, test_id: str) -> str:
+        made = self.raw(
+            "POST",
+            "/v1/payment_methods",
+            data={
+                "type": "card",
+                "card[number]": TEST_CARDS[test_id],
+                "card[exp_month]": "12",
+                "card[exp_year]": "2034",
+                "card[cvc]": "123",
+            },
+        )
+        return str(made["id"])
+
+
+def emulator_authenticate(target: Target, intent: dict[str, Any], success: bool) -> None:
+    outcome = "complete" if success else "fail"
+    httpx.post(
+        f"{target.base}/_emulator/3ds/{intent['id']}", json={"outcome": outcome}
+    ).raise_for_status()
+
+
+def localstripe_authenticate(target: Target, intent: dict[str, Any], success: bool) -> None:
+    """localstripe's own stand-in for the customer's 3-D Secure answer (what its Stripe.js
+    does): POST /v1/payment_intents/{id}/_authenticate with the client secret."""
+    target.raw(
+        "POST",
+        f"/v1/payment_intents/{intent['id']}/_authenticate",
+        data={"client_secret": intent["client_secret"], "success": str(success).lower()},
+    )
+
+
+def pick(answer: Any, name: str) -> Any:
+    """A field of an answer (an error's text stays as it is)."""
+    if isinstance(answer, stripe.StripeObject):
+        return answer.to_dict().get(name, "(no such field)")
+    return answer
+
+
+def outcome(call: Callable[[], Any]) -> Any:
+    """What a call answers, or its Stripe error as `<http status> <code>`."""
+    try:
+        return call()
+    except stripe.StripeError as e:
+        return f"error {e.http_status} {e.code}"
+
+
+def scenarios(t: Target) -> dict[str, Any]:
+    """Each check the payments service relies on -> what this fake answers."""
+    pis = t.client.v1.payment_intents
+    out: dict[str, Any] = {}
+
+    held = t.create_intent("pm_card_visa")
+    out["visa, manual capture: status after create"] = held.status
+    captured = outcome(lambda: pis.capture(held.id))
+    out["visa: status after capture"] = pick(captured, "status")
+    out["visa: amount_received after capture"] = pick(captured, "amount_received")
+    refund = outcome(lambda: t.client.v1.refunds.create(params={"payment_intent": held.id}))
+    out["refund of a captured intent: status"] = pick(refund, "status")
+
+    voided = t.create_intent("pm_card_visa")
+    out["cancel (void) of requires_capture: status"] = outcome(lambda: pis.cancel(voided.id).status)
+
+    for card in ("pm_card_chargeDeclined", "pm_card_chargeCustomerFail"):
+        declined = outcome(lambda card=card: t.create_intent(card))
+        if isinstance(declined, stripe.PaymentIntent):
+            declined = f"no error, status {declined.status}"
+        out[f"{card}: error of create"] = declined
+
+    same_key = uuid.uuid4().hex
+    ids = [
+        pis.create(
+            params={
+                "amount": 500,
+                "currency": "eur",
+                "payment_method": t.method("pm_card_visa"),
+                "capture_method": "manual",
+                "confirm": True,
+            },
+            options={"idempotency_key": same_key},
+        ).id
+        for _ in range(2)
+    ]
+    out["same Idempotency-Key twice: same intent"] = ids[0] == ids[1]
+
+    for card in ("pm_card_threeDSecure2Required", "pm_card_authenticationRequired"):
+        pending = outcome(lambda card=card: t.create_intent(card, return_url=RETURN_URL))
+        if not isinstance(pending, stripe.PaymentIntent):
+            out[f"{card}: status after create"] = pending
+            continue
+        action = pending.to_dict().get("next_action") or {}
+        out[f"{card}: status after create"] = pending.status
+        out[f"{card}: next_action.type"] = action.get("type")
+    pending = t.create_intent("pm_card_threeDSecure2Required", return_url=RETURN_URL)
+    out["3DS: capture while requires_action"] = outcome(lambda: pis.capture(pending.id).status)
+    t.authenticate(t, pending.to_dict(), True)
+    out["3DS completed: status"] = pis.retrieve(pending.id).status
+    out["3DS completed, captured: status"] = outcome(lambda: pis.capture(pending.id).status)
+
+    failing = t.create_intent("pm_card_threeDSecure2Required", return_url=RETURN_URL)
+    t.authenticate(t, failing.to_dict(), False)
+    failed = pis.retrieve(failing.id)
+    out["3DS failed: status"] = failed.status
+    error = failed.to_dict().get("last_payment_error") or {}
+    out["3DS failed: last_payment_error.code"] = error.get("code")
+    out["3DS failed: last_payment_error.type"] = error.get("type")
+    out["3DS failed: cancel (void): status"] = outcome(lambda: pis.cancel(failing.id).status)
+
+    waiting = t.create_intent("pm_card_threeDSecure2Required", return_url=RETURN_URL)
+    out["cancel (void) of requires_action: status"] = outcome(lambda: pis.cancel(waiting.id).status)
+    return out
+
+
+def table(left: Target, right: Target, a: dict[str, Any], b: dict[str, Any]) -> str:
+    rows = [("check", left.name, right.name, "")]
+    for check in a.keys() | b.keys():
+        x, y = a.get(check, "-"), b.get(check, "-")
+        rows.append((check, str(x), str(y), "" if x == y else "DIFFERS"))
+    order = list(a) + [k for k in b if k not in a]
+    rows[1:] = sorted(rows[1:], key=lambda r: order.index(r[0]))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--localstripe", default=LOCALSTRIPE, help="pip requirement to run")
+    args = parser.parse_args()
+    logs = Path(tempfile.mkdtemp(prefix="stripe-fidelity-"))
+    emulator_port, localstripe_port = free_port(), free_port()
+    emulator_cmd = [sys.executable, "-m", "shop.dev.stripe_emulator", "--port", str(emulator_port)]
+    localstripe_cmd = [
+        *uvx(),
+        "--from",
+        args.localstripe,
+        "localstripe",
+        "--port",
+        str(localstripe_port),
+        "--from-scratch",
+    ]
+    with (
+        running(emulator_cmd, emulator_port, logs / "emulator.log") as emulator_url,
+        running(localstripe_cmd, localstripe_port, logs / "localstripe.log") as localstripe_url,
+    ):
+        emulator = Target("emulator", emulator_url, emulator_authenticate)
+        localstripe = Target(args.localstripe, localstripe_url, localstripe_authenticate)
+        results = [scenarios(emulator), scenarios(localstripe)]
+    print(table(emulator, localstripe, *results))
+    for target in (emulator, localstripe):
+        for note in target.notes:
+            print(f"note: {target.name} {note}")
+    differences = sum(results[0].get(k) != results[1].get(k) for k in results[0])
+    print(f"\n{differences} difference(s); logs in {logs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
