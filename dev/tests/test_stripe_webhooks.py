@@ -3,6 +3,7 @@ the official SDK's own verifier), retries, the webhook fault switches, resend, a
 that goes on after a restart."""
 
 import json
+import sqlite3
 import time
 import uuid
 from collections import Counter
@@ -16,7 +17,7 @@ import pytest
 import stripe
 
 from shop.dev.stripe_emulator import create_app
-from shop.dev.stripe_webhooks import Retry, signature_header
+from shop.dev.stripe_webhooks import EventStore, Retry, signature_header
 
 SECRET = "whsec_unit_test"
 FAST = Retry(first_delay=0.05, max_delay=0.2, give_up_after=30)
@@ -254,3 +255,15 @@ def test_undelivered_events_are_delivered_after_a_restart(
         assert len(receiver.bodies()) == refused + 2  # acknowledged: not sent again
         listed = httpx.get(f"{base}/_emulator/events", params={"payment_intent": intent.id})
         assert [e["pending_webhooks"] for e in listed.json()["data"]] == [0, 0]
+
+
+def test_only_the_newest_events_stay_in_memory_all_in_the_file(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "events.sqlite3", isolation_level=None)
+    store = EventStore(db, keep=3)
+    for n in range(5):
+        store.put_event({"id": f"evt_{n}", "type": "payment_intent.created"})
+    assert [e["id"] for e in store.recent()] == ["evt_2", "evt_3", "evt_4"]
+    assert store.get("evt_0") == {"id": "evt_0", "type": "payment_intent.created"}
+    assert store.get("evt_nowhere") is None
+    reopened = EventStore(db, keep=2)
+    assert [e["id"] for e in reopened.recent()] == ["evt_3", "evt_4"]

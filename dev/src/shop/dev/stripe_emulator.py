@@ -513,7 +513,8 @@ class Authentication(BaseModel):
 
 
 def get_event(store: EventStore, event_id: str) -> dict[str, Any]:
-    if event_id not in store.events:
+    event = store.get(event_id)
+    if event is None:
         raise StripeError(
             404,
             "invalid_request_error",
@@ -521,7 +522,7 @@ def get_event(store: EventStore, event_id: str) -> dict[str, Any]:
             code="resource_missing",
             param="id",
         )
-    return store.events[event_id]
+    return event
 
 
 def event_filter(query: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
@@ -742,7 +743,7 @@ def create_app(
     @app.get("/v1/events")
     async def list_events(request: Request) -> dict[str, Any]:
         query = decode(list(request.query_params.multi_items()))
-        return page("/v1/events", list(store.events.values()), event_filter(query), query)
+        return page("/v1/events", store.recent(), event_filter(query), query)
 
     @app.get("/v1/events/{event_id}")
     async def retrieve_event(event_id: str) -> dict[str, Any]:
@@ -781,7 +782,7 @@ def create_app(
         """The events made (newest first), e.g. `?payment_intent=pi_...`, without an API key."""
         query = decode(list(request.query_params.multi_items()))
         query.setdefault("limit", "100")
-        return page("/_emulator/events", list(store.events.values()), event_filter(query), query)
+        return page("/_emulator/events", store.recent(), event_filter(query), query)
 
     @app.post("/_emulator/events/{event_id}/resend")
     async def resend_event(event_id: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import logging
 import secrets
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,11 +61,13 @@ class Delivery:
 
 
 class EventStore:
-    """Events and pending deliveries: in memory, mirrored in the ledger's SQLite file."""
+    """Events and pending deliveries: in memory, mirrored in the ledger's SQLite file. Only
+    the newest `keep` events stay in memory (a long benchmark makes hundreds of thousands);
+    older ones are still found by id in the file."""
 
-    def __init__(self, db: sqlite3.Connection | None) -> None:
-        self.db = db
-        self.events: dict[str, dict[str, Any]] = {}
+    def __init__(self, db: sqlite3.Connection | None, keep: int = 10_000) -> None:
+        self.db, self.keep = db, keep
+        self.events: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.deliveries: dict[int, Delivery] = {}
         self.next_delivery = 1
         if db is None:
@@ -74,15 +77,30 @@ class EventStore:
             "CREATE TABLE IF NOT EXISTS deliveries (id INTEGER PRIMARY KEY, event_id TEXT, "
             "not_before REAL, created REAL)"
         )
-        for (body,) in db.execute("SELECT body FROM events ORDER BY rowid"):
+        newest = db.execute("SELECT body FROM events ORDER BY rowid DESC LIMIT ?", (keep,))
+        for (body,) in reversed(newest.fetchall()):
             event = json.loads(body)
             self.events[event["id"]] = event
         for row in db.execute("SELECT id, event_id, not_before, created FROM deliveries"):
             self.deliveries[row[0]] = Delivery(*row)
         self.next_delivery = max(self.deliveries, default=0) + 1
 
+    def get(self, event_id: str) -> dict[str, Any] | None:
+        if event_id in self.events:
+            return self.events[event_id]
+        if self.db is None:
+            return None
+        row = self.db.execute("SELECT body FROM events WHERE id = ?", (event_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def recent(self) -> list[dict[str, Any]]:
+        """The events kept in memory, oldest first."""
+        return list(self.events.values())
+
     def put_event(self, event: dict[str, Any]) -> None:
         self.events[event["id"]] = event
+        while len(self.events) > self.keep:
+            self.events.popitem(last=False)
         if self.db:
             self.db.execute(
                 "INSERT INTO events (id, body) VALUES (?, ?) "
@@ -162,7 +180,7 @@ class Webhooks:
 
     def resend(self, event_id: str) -> dict[str, Any] | None:
         """Deliver an event again now (a late duplicate, as Stripe's 'Resend' does)."""
-        event = self.store.events.get(event_id)
+        event = self.store.get(event_id)
         if event is not None and self.url:
             self._schedule(self.store.add_delivery(event_id, time.time()))
         return event
@@ -196,7 +214,7 @@ class Webhooks:
     async def _deliver(self, delivery: Delivery) -> None:
         await asyncio.sleep(max(0.0, delivery.not_before - time.time()))
         delay, attempt = self.retry.first_delay, 0
-        event = self.store.events.get(delivery.event_id)
+        event = self.store.get(delivery.event_id)
         while event is not None:
             attempt += 1
             if await self._attempt(event, attempt):
