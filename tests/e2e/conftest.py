@@ -20,6 +20,9 @@ MODES = {
     "replay": {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"},
 }
 CANCEL_WINDOW_SECONDS = 1
+# Short, so test_payment_auth's unanswered bank check times out quickly; long enough for the
+# other 3-D Secure tests to answer well before it.
+PAYMENT_AUTH_TIMEOUT_SECONDS = 20
 MAX_ORDERS_IN_FLIGHT = 20  # per gateway; test_overload goes beyond it
 
 
@@ -35,6 +38,7 @@ def stack(
         restate_env=MODES[request.param],
         service_env={
             "CANCEL_WINDOW_SECONDS": str(CANCEL_WINDOW_SECONDS),
+            "PAYMENT_AUTH_TIMEOUT_SECONDS": str(PAYMENT_AUTH_TIMEOUT_SECONDS),
             "SSE_PING_SECONDS": "1",
             "CRASH_POINTS_DIR": str(state / "crash"),
             "MAX_ORDERS_IN_FLIGHT": str(MAX_ORDERS_IN_FLIGHT),

@@ -1,7 +1,9 @@
 """The storefront in real headless Chromium: a cart, an order to 100% with its steps, a
-declined card, a reload mid-order. Screenshots of each final page go to test-artifacts/."""
+declined card, a card confirmed at the bank (3-D Secure), a reload mid-order. Screenshots of
+each final page go to test-artifacts/."""
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,6 +87,28 @@ def test_a_declined_card_shows_the_failure(page: Page, stack: Stack) -> None:
     failed = page.text_content("ol.steps li.failed") or ""
     assert "declined" in failed
     shot(page, stack, "declined")
+
+
+def test_a_card_that_needs_authentication_is_confirmed_at_the_bank(
+    page: Page, stack: Stack
+) -> None:
+    order_id = order_through_the_page(
+        page, stack, {"sticker-pack": 1}, "pm_card_threeDSecure2Required"
+    )
+    # The step arrives live (SSE): a link to the bank's page.
+    confirm = page.locator("a[data-action=confirm-payment]")
+    confirm.wait_for(timeout=30_000)
+    assert confirm.text_content() == "Confirm the payment with your bank"
+    shot(page, stack, "bank-asks")
+    confirm.click()
+    page.wait_for_url(f"{stack.stripe_url}/3ds/**")
+    page.get_by_role("button", name="Complete").click()
+    # The bank sends the customer back to the order's page (the intent's return_url, with what
+    # Stripe adds to it: ?payment_intent=...&redirect_status=succeeded).
+    page.wait_for_url(re.compile(rf"/orders/{order_id}\?.*redirect_status=succeeded"))
+    page.wait_for_selector("[data-status=completed]", timeout=30_000)
+    assert page.locator("a[data-action=confirm-payment]").count() == 0
+    shot(page, stack, "authenticated")
 
 
 def test_validation_messages_show_next_to_the_field(page: Page, stack: Stack) -> None:
