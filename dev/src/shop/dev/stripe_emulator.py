@@ -548,10 +548,11 @@ def create_app(
     webhook_url: str | None = None,
     webhook_secret: str = DEFAULT_SECRET,
     webhook_retry: Retry | None = None,
+    webhook_events: frozenset[str] | None = None,
 ) -> FastAPI:
     """The emulator. `public_url`: where a browser reaches it (the 3-D Secure page's links;
     default: the address each API call came to); `webhook_url`: where events are POSTed
-    (none: events are only recorded)."""
+    (none: events are only recorded); `webhook_events`: the types POSTed there (none: all)."""
     ledger = Ledger(ledger_path)
     store = EventStore(ledger.file.db if ledger.file else None)
     webhooks = Webhooks(
@@ -560,6 +561,7 @@ def create_app(
         webhook_secret,
         lambda: ledger.faults.take_webhook_faults(),
         webhook_retry,
+        webhook_events,
     )
 
     @asynccontextmanager
@@ -833,13 +835,20 @@ def main() -> None:
         default=os.environ.get("STRIPE_WEBHOOK_SECRET") or DEFAULT_SECRET,
         help=f"the endpoint's signing secret (default: {DEFAULT_SECRET})",
     )
+    parser.add_argument(
+        "--webhook-events",
+        default=os.environ.get("STRIPE_EMULATOR_WEBHOOK_EVENTS") or "*",
+        help="the event types sent to the endpoint, comma-separated (default: *, all)",
+    )
     args = parser.parse_args()
+    events = args.webhook_events.strip()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app(
         args.ledger,
         public_url=(args.public_url or f"http://127.0.0.1:{args.port}").rstrip("/"),
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
+        webhook_events=None if events == "*" else frozenset(events.replace(" ", "").split(",")),
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 

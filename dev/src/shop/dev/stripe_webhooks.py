@@ -145,8 +145,11 @@ class Webhooks:
         secret: str,
         take_faults: Callable[[], WebhookFaults],
         retry: Retry | None = None,
+        enabled_events: frozenset[str] | None = None,
     ) -> None:
         self.store, self.url, self.secret = store, url, secret
+        # As a Stripe endpoint's enabled_events: only these types are sent (None: all, "*").
+        self.enabled_events = enabled_events
         self.take_faults = take_faults
         self.retry = retry or Retry()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -157,7 +160,9 @@ class Webhooks:
     def emit(
         self, type_: str, obj: dict[str, Any], request: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Record an event about `obj` (a snapshot of it now) and deliver it."""
+        """Record an event about `obj` (a snapshot of it now) and deliver it, if the endpoint
+        takes its type."""
+        deliver = bool(self.url) and (self.enabled_events is None or type_ in self.enabled_events)
         event = {
             "id": new_id("evt"),
             "object": "event",
@@ -165,13 +170,13 @@ class Webhooks:
             "created": int(time.time()),
             "data": {"object": json.loads(json.dumps(obj))},
             "livemode": False,
-            "pending_webhooks": 1 if self.url else 0,
+            "pending_webhooks": 1 if deliver else 0,
             # The API request that caused it; null ids for what happened by itself (3DS page).
             "request": request or {"id": None, "idempotency_key": None},
             "type": type_,
         }
         self.store.put_event(event)
-        if self.url:
+        if deliver:
             faults = self.take_faults()
             not_before = time.time() + faults.delay_ms / 1000
             for _ in range(2 if faults.duplicate else 1):
