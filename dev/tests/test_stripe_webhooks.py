@@ -267,3 +267,21 @@ def test_only_the_newest_events_stay_in_memory_all_in_the_file(tmp_path: Path) -
     assert store.get("evt_nowhere") is None
     reopened = EventStore(db, keep=2)
     assert [e["id"] for e in reopened.recent()] == ["evt_3", "evt_4"]
+
+
+def test_an_endpoint_gets_only_its_enabled_events(serve: Any, receiver: Any) -> None:
+    """As a Stripe endpoint set up for some types: the rest are recorded, not sent."""
+    wanted = frozenset({"payment_intent.succeeded"})
+    app = create_app(
+        webhook_url=receiver.url, webhook_secret=SECRET, webhook_retry=FAST, webhook_events=wanted
+    )
+    with serve(app) as base:
+        client = stripe.StripeClient("sk_test_unit", base_addresses={"api": base})
+        intent = authorize(client)
+        client.v1.payment_intents.capture(intent.id)
+        [delivery] = receiver.wait_for(1)
+        recorded = httpx.get(f"{base}/_emulator/events", params={"payment_intent": intent.id})
+    assert types([delivery]) == ["payment_intent.succeeded"]
+    assert len(recorded.json()["data"]) == 3  # created, amount_capturable_updated, succeeded
+    time.sleep(0.3)  # nothing else follows
+    assert len(receiver.deliveries) == 1
