@@ -30,7 +30,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 from urllib.parse import urlencode
 
 import uvicorn
@@ -230,6 +230,21 @@ def _missing(name: str) -> str:
     raise StripeError(400, "invalid_request_error", f"Missing required param: {name}.", param=name)
 
 
+def decline(intent: dict[str, Any], code: str, decline_code: str, message: str) -> NoReturn:
+    """The card is declined: the intent wants another payment method; Stripe answers 402."""
+    intent["status"] = "requires_payment_method"
+    error = {"code": code, "decline_code": decline_code, "message": message, "type": "card_error"}
+    intent["last_payment_error"] = error
+    raise StripeError(
+        402,
+        "card_error",
+        message,
+        code=code,
+        decline_code=decline_code,
+        payment_intent=dict(intent),
+    )
+
+
 def confirm(intent: dict[str, Any], params: dict[str, Any], public_url: str) -> None:
     method = params.get("payment_method") or intent["payment_method"]
     if intent["status"] not in {"requires_payment_method", "requires_confirmation"}:
@@ -248,40 +263,11 @@ def confirm(intent: dict[str, Any], params: dict[str, Any], public_url: str) -> 
         )
     intent["payment_method"] = method
     if method in DECLINED_CARDS:
-        intent["status"] = "requires_payment_method"
-        error = {
-            "code": "card_declined",
-            "decline_code": DECLINED_CARDS[method],
-            "message": "Your card was declined.",
-            "type": "card_error",
-        }
-        intent["last_payment_error"] = error
-        raise StripeError(
-            402,
-            "card_error",
-            error["message"],
-            code="card_declined",
-            decline_code=error["decline_code"],
-            payment_intent=dict(intent),
-        )
+        decline(intent, "card_declined", DECLINED_CARDS[method], "Your card was declined.")
     if method in AUTHENTICATION_CARDS and flag(params, "off_session"):
         # Nobody is there to authenticate: Stripe declines instead of asking.
-        intent["status"] = "requires_payment_method"
-        error = {
-            "code": "authentication_required",
-            "decline_code": "authentication_required",
-            "message": "Your card was declined. This transaction requires authentication.",
-            "type": "card_error",
-        }
-        intent["last_payment_error"] = error
-        raise StripeError(
-            402,
-            "card_error",
-            error["message"],
-            code=error["code"],
-            decline_code=error["decline_code"],
-            payment_intent=dict(intent),
-        )
+        message = "Your card was declined. This transaction requires authentication."
+        decline(intent, "authentication_required", "authentication_required", message)
     if method not in GOOD_CARDS | AUTHENTICATION_CARDS:
         raise StripeError(
             400,
