@@ -55,9 +55,21 @@ async def gateway(restate: Restate) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def event(kind: str = "payment_intent.amount_capturable_updated", **metadata: str) -> str:
+def event(
+    kind: str = "payment_intent.amount_capturable_updated",
+    caused_by: str | None = None,
+    **metadata: str,
+) -> str:
+    """A Stripe event about an intent; `caused_by` is the idempotency key of the request that
+    caused it (None: it happened by itself, as when a 3-D Secure check ends)."""
     intent = {"id": "pi_1", "object": "payment_intent", "metadata": metadata}
-    body = {"id": "evt_1", "object": "event", "type": kind, "data": {"object": intent}}
+    body = {
+        "id": "evt_1",
+        "object": "event",
+        "type": kind,
+        "data": {"object": intent},
+        "request": {"id": caused_by and "req_1", "idempotency_key": caused_by},
+    }
     return json.dumps(body)
 
 
@@ -90,6 +102,9 @@ async def test_a_signed_event_wakes_the_order_one_way_keyed_by_the_event(
         event(),  # no order in the metadata
         event(order_id="not-an-order-id"),
         event("payment_intent.payment_failed", order_id=UNKNOWN),
+        # Caused by the order's own authorization: the order had the answer in its response.
+        event(caused_by=f"shop-{KNOWN}-authorize", order_id=KNOWN),
+        event("payment_intent.payment_failed", caused_by=f"shop-{KNOWN}-authorize", order_id=KNOWN),
     ],
 )
 async def test_other_events_are_acknowledged_and_change_nothing(
@@ -99,6 +114,17 @@ async def test_other_events_are_acknowledged_and_change_nothing(
     assert response.status_code == 200, response.text
     assert response.json()["delivered"] is False
     assert restate.sent == []
+
+
+async def test_an_event_caused_by_another_request_still_wakes_the_order(
+    gateway: httpx.AsyncClient, restate: Restate
+) -> None:
+    """Only the order's own keys are skipped: another order's, or a client's, are not."""
+    for key in (f"shop-{UNKNOWN}-authorize", "a-client-key", f"shop-{KNOWN}"):
+        restate.sent.clear()
+        response = await post(gateway, event(caused_by=key, order_id=KNOWN))
+        assert response.json()["delivered"] is True, key
+        assert len(restate.sent) == 1
 
 
 async def test_forged_stale_or_unsigned_events_are_refused(

@@ -1,7 +1,8 @@
 import stripe
 
-from shop.payments.handlers import VOIDABLE, as_charge, idempotency_key
+from shop.payments.handlers import VOIDABLE, as_charge
 from shop.payments.settings import PaymentsSettings
+from shop.shared.stripe_keys import idempotency_key
 
 
 def test_idempotency_key_is_derived_from_order_and_step() -> None:

@@ -20,6 +20,7 @@ from shop.gateway.deps import Ingress, Settings
 from shop.gateway.orders import ORDER_ID_PATTERN
 from shop.gateway.responses import BAD_WEBHOOK, STRIPE_EVENT, UNAVAILABLE, merge
 from shop.shared.models import PaymentEvent
+from shop.shared.stripe_keys import made_by_order
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -83,6 +84,12 @@ async def stripe_webhook(
     order_id = order_of(body)
     if order_id is None:
         return WebhookReceipt(delivered=False, note="ignored: the payment is not an order's")
+    # Caused by the order's own request (a card confirmed without a bank check, or declined at
+    # once): the order had this answer in the response already. Waking it would cost two
+    # Restate requests and an invocation per order for nothing. A 3-D Secure check ends on the
+    # bank's page, never with one of the order's keys.
+    if made_by_order((body.get("request") or {}).get("idempotency_key"), order_id):
+        return WebhookReceipt(delivered=False, note="ignored: the order's own request caused it")
     if not await ingress.payment_event(order_id, PaymentEvent(event_id=event_id, type=event_type)):
         return WebhookReceipt(delivered=False, note=f"ignored: no order {order_id}")
     log.info("Stripe event %s (%s) handed to order %s", event_id, event_type, order_id)

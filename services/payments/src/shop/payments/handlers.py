@@ -14,6 +14,7 @@ from shop.payments.stripe_client import stripe_client
 from shop.shared import names
 from shop.shared.crash import crash_point
 from shop.shared.models import Charge, ChargeRequest, Refund
+from shop.shared.stripe_keys import idempotency_key
 from shop.shared.telemetry import step
 
 payments = restate.Service(names.PAYMENTS)
@@ -22,11 +23,6 @@ payments = restate.Service(names.PAYMENTS)
 VOIDABLE = frozenset(
     {"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"}
 )
-
-
-def idempotency_key(order_id: str, step: str) -> str:
-    """Stripe idempotency key for one step of one order: a replayed or retried step reuses it."""
-    return f"shop-{order_id}-{step}"
 
 
 def action_url(intent: stripe.PaymentIntent) -> str | None:
