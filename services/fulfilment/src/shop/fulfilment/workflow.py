@@ -99,7 +99,12 @@ async def notify(ctx: WorkflowContext, order: Order, kind: EmailKind, reason: st
 
 
 async def wait_out_cancel_window(ctx: WorkflowContext, seconds: float) -> None:
-    """A durable timer (it survives restarts) raced against the customer's cancel."""
+    """A durable timer (it survives restarts) raced against the customer's cancel. With no
+    window, only a cancel that came before now counts: one look, no timer."""
+    if seconds <= 0:
+        if await ctx.promise(CANCEL, type_hint=str).peek() is not None:
+            raise OrderCancelled()
+        return
     match await restate.select(
         window=ctx.sleep(timedelta(seconds=seconds), name="cancel-window"),
         cancel=ctx.promise(CANCEL, type_hint=str).value(),
