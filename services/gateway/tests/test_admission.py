@@ -3,6 +3,7 @@ import time
 import pytest
 
 from shop.gateway.admission import InFlight, Overloaded
+from shop.shared.models import OrderState, OrderStatus
 
 
 def test_admits_up_to_the_limit_and_again_once_an_order_finishes() -> None:
@@ -41,3 +42,35 @@ def test_requests_admitted_at_once_hold_their_places_until_started_or_abandoned(
         in_flight.admit(feed_connected=True)
     in_flight.abandon()
     in_flight.admit(feed_connected=True)
+
+
+def status(order_id: str, step: str, state: OrderState = "running") -> OrderStatus:
+    return OrderStatus(order_id=order_id, status=state, step=step, percent=50, message=step, seq=1)
+
+
+def test_an_order_waiting_out_its_window_or_for_the_bank_does_not_count() -> None:
+    in_flight = InFlight(limit=2, max_age=60)
+    for order_id in ("a", "b"):
+        in_flight.admit(feed_connected=True)
+        in_flight.start(order_id)
+    in_flight.observe(status("a", "reserved"))  # its cancellation window
+    in_flight.observe(status("b", "authenticating"))  # the customer's bank
+    in_flight.admit(feed_connected=True)
+    in_flight.start("c")
+    in_flight.admit(feed_connected=True)
+    in_flight.start("d")
+    with pytest.raises(Overloaded):
+        in_flight.admit(feed_connected=True)
+    in_flight.observe(status("a", "capturing"))  # working again, then done
+    in_flight.observe(status("a", "completed", "completed"))
+    in_flight.observe(status("c", "completed", "completed"))
+    in_flight.admit(feed_connected=True)
+
+
+def test_a_step_of_an_order_not_started_here_counts_nothing() -> None:
+    in_flight = InFlight(limit=1, max_age=60)
+    in_flight.observe(status("elsewhere", "reserved"))  # placed through another gateway
+    in_flight.admit(feed_connected=True)
+    in_flight.start("a")
+    with pytest.raises(Overloaded):
+        in_flight.admit(feed_connected=True)

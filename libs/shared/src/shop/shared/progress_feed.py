@@ -12,6 +12,11 @@ CHANNEL = "shop:order-progress"
 HISTORY_MAXLEN = 32  # far more than an order's steps
 HISTORY_TTL_SECONDS = 3600
 
+# Steps after which an order waits without working: its cancellation window, and the customer's
+# bank (3-D Secure). Admission control counts only the orders that are working.
+RESERVED, AUTHENTICATING = "reserved", "authenticating"
+WAITING_STEPS = frozenset({RESERVED, AUTHENTICATING})
+
 
 def history_key(order_id: str) -> str:
     return f"shop:order-progress:{order_id}"

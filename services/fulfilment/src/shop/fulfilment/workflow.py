@@ -36,6 +36,7 @@ from shop.shared.models import (
     Reservation,
     money,
 )
+from shop.shared.progress_feed import AUTHENTICATING, RESERVED
 
 fulfilment = restate.Workflow(names.FULFILMENT)
 log = restate.getLogger(__name__)  # silent while the workflow replays
@@ -48,7 +49,6 @@ log = restate.getLogger(__name__)  # silent while the workflow replays
 CANCEL, OUTCOME, OWNER = "cancel", "outcome", "owner"
 # Resolved (by payment_authenticated) when Stripe says the customer's 3-D Secure check ended.
 PAYMENT_AUTH = "payment-auth"
-AUTHENTICATING = "authenticating"  # the step at which the order waits for it
 # Where the intent stands after a failed check: open for another card, or voided already.
 AUTH_FAILED = frozenset({"requires_payment_method", "canceled"})
 
@@ -184,7 +184,7 @@ async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
         for reserved in reservations:
             await reserved
         await progress(
-            "reserved", 45, f"Stock reserved; you can cancel for {window:g}s", cancellable=True
+            RESERVED, 45, f"Stock reserved; you can cancel for {window:g}s", cancellable=True
         )
         await wait_out_cancel_window(ctx, window)
         await ctx.promise(OUTCOME, type_hint=str).resolve("fulfilling")

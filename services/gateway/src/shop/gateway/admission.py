@@ -1,16 +1,22 @@
-"""Admission control: each gateway process keeps at most `limit` of the orders it started in
-progress at once, and answers 429 (with Retry-After) beyond that.
+"""Admission control: each gateway process keeps at most `limit` of the orders it started
+working at once, and answers 429 (with Retry-After) beyond that. An order waiting out its
+cancellation window or for the customer's bank does not count: it costs nothing meanwhile, and
+counting it would cap the shop at `limit` / window orders per second however idle it was.
 
 Without a bound, an offered load above capacity piles up in Restate until every order is slow
 and the services time out and replay what they had done: throughput collapses. With it, the
 excess waits at the client, and the orders admitted run at full speed.
 
-An order leaves the count when its final progress event arrives through the live feed, or
-after `max_age` seconds at the latest (an event can be lost: pushes are best effort). While
-the feed is down nothing can be seen finishing, so admission stays open rather than shut.
+The live feed tells where each order is: it leaves the count at a waiting step, comes back at
+the next, and leaves for good when it ends, or after `max_age` seconds at the latest (an event
+can be lost: pushes are best effort). While the feed is down nothing can be seen finishing, so
+admission stays open rather than shut.
 """
 
 import time
+
+from shop.shared.models import OrderStatus
+from shop.shared.progress_feed import WAITING_STEPS
 
 
 class Overloaded(Exception):
@@ -21,6 +27,7 @@ class InFlight:
     def __init__(self, limit: int, max_age: float) -> None:
         self.limit, self.max_age = limit, max_age
         self.started: dict[str, float] = {}  # order id -> when, oldest first
+        self.waiting: set[str] = set()  # of those, the ones at a waiting step
         self.starting = 0  # admitted, not yet started: concurrent requests count at once
 
     def admit(self, feed_connected: bool) -> None:
@@ -28,8 +35,9 @@ class InFlight:
         `start` or `abandon`."""
         horizon = time.monotonic() - self.max_age
         while self.started and next(iter(self.started.values())) < horizon:
-            del self.started[next(iter(self.started))]
-        if feed_connected and len(self.started) + self.starting >= self.limit:
+            self.finish(next(iter(self.started)))
+        working = len(self.started) - len(self.waiting) + self.starting
+        if feed_connected and working >= self.limit:
             raise Overloaded()
         self.starting += 1
 
@@ -42,3 +50,13 @@ class InFlight:
 
     def finish(self, order_id: str) -> None:
         self.started.pop(order_id, None)
+        self.waiting.discard(order_id)
+
+    def observe(self, status: OrderStatus) -> None:
+        """An order's progress, from the live feed."""
+        if status.is_final:
+            self.finish(status.order_id)
+        elif status.step in WAITING_STEPS and status.order_id in self.started:
+            self.waiting.add(status.order_id)
+        else:
+            self.waiting.discard(status.order_id)

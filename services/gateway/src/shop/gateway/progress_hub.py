@@ -21,10 +21,10 @@ class ProgressHub:
     def __init__(
         self,
         valkey_url: str,
-        on_final: Callable[[str], None] = lambda order_id: None,
+        on_status: Callable[[OrderStatus], None] = lambda status: None,
         timeout: float = 1.0,
     ) -> None:
-        self.valkey_url, self.on_final = valkey_url, on_final
+        self.valkey_url, self.on_status = valkey_url, on_status
         self.valkey = redis.Redis.from_url(
             valkey_url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
@@ -68,8 +68,7 @@ class ProgressHub:
         except ValueError:
             log.warning("ignoring malformed progress message: %r", raw[:200])
             return
-        if status.is_final:
-            self.on_final(status.order_id)
+        self.on_status(status)
         for queue in self.listeners.get(status.order_id, ()):
             queue.put_nowait(status)
 

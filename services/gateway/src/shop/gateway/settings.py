@@ -29,10 +29,10 @@ class GatewaySettings(ShopSettings):
     jaeger_ui_url: str = "http://127.0.0.1:16686"
     sse_ping_seconds: int = 15
     restate_timeout_seconds: float = 10
-    # Orders this process may have in progress before it answers 429 (see admission.py).
-    # Keep gateways x this well under half of Restate's concurrent-invocations-limit (1000):
-    # each order holds an invocation of its own while it waits for the one it calls.
-    max_orders_in_flight: int = 300
+    # Orders this process may have working before it answers 429 (see admission.py); those
+    # waiting out their window or for the bank do not count. About twice what keeps a 2-core
+    # shop busy (32 working orders reach its peak rate; more only make each one slower).
+    max_orders_in_flight: int = 64
     order_in_flight_seconds: float = 30
 
     @model_validator(mode="after")
