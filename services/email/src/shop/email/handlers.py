@@ -6,12 +6,14 @@ from restate import Context, RunOptions, TerminalError
 
 from shop.email.messages import compose
 from shop.email.settings import settings
+from shop.email.smtp_pool import SmtpPool
 from shop.shared import names
 from shop.shared.crash import crash_point
 from shop.shared.models import EmailReceipt, EmailRequest
 from shop.shared.telemetry import step
 
 email = restate.Service(names.EMAIL)
+smtp = SmtpPool(settings.smtp_host, settings.smtp_port, settings.smtp_timeout_seconds)
 
 
 async def deliver(request: EmailRequest) -> EmailReceipt:
@@ -20,12 +22,8 @@ async def deliver(request: EmailRequest) -> EmailReceipt:
         # No SMTP instrumentation library exists: this span is the SMTP call. It names the
         # order and the kind of mail, never the address.
         with step("smtp send", request.order_id, **{"shop.email.kind": request.kind}):
-            await aiosmtplib.send(
-                msg,
-                hostname=settings.smtp_host,
-                port=settings.smtp_port,
-                timeout=settings.smtp_timeout_seconds,
-            )
+            async with smtp.connection() as connection:
+                await connection.send_message(msg)
     except aiosmtplib.SMTPRecipientsRefused as e:
         if all(r.code >= 500 for r in e.recipients):
             raise TerminalError(f"mail refused: {e.recipients[0].message}", 422) from e

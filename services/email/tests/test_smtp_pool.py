@@ -1,0 +1,88 @@
+"""SmtpPool against a real SMTP server (aiosmtpd) in this process."""
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from email.message import EmailMessage
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from shop.email.smtp_pool import SmtpPool
+
+
+class Mailbox:
+    """Counts what the server saw: one EHLO per connection, one DATA per message."""
+
+    def __init__(self) -> None:
+        self.greetings, self.messages = 0, 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
+        self.greetings += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.messages += 1
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, Controller]]:
+    box = Mailbox()
+    server = Controller(box, hostname="127.0.0.1", port=free_port())
+    server.start()
+    yield box, server
+    if server._thread is not None:  # the test may have stopped it
+        server.stop()
+
+
+def message(n: int) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "shop@example.com", "ann@example.com", f"#{n}"
+    msg.set_content("hello")
+    return msg
+
+
+async def send(pool: SmtpPool, n: int) -> None:
+    async with pool.connection() as smtp:
+        await smtp.send_message(message(n))
+
+
+async def test_messages_one_after_another_share_one_connection(mailbox) -> None:  # type: ignore[no-untyped-def]
+    box, server = mailbox
+    pool = SmtpPool(server.hostname, server.port, timeout=5)
+    for n in range(3):
+        await send(pool, n)
+    assert (box.greetings, box.messages) == (1, 3)
+
+
+async def test_a_connection_the_server_dropped_is_replaced(mailbox) -> None:  # type: ignore[no-untyped-def]
+    box, server = mailbox
+    pool = SmtpPool(server.hostname, server.port, timeout=5)
+    await send(pool, 1)
+    server.stop()  # closes the connection the pool keeps, as a restarted relay would
+    restarted = Controller(box, hostname=server.hostname, port=server.port)
+    restarted.start()
+    try:
+        await asyncio.sleep(0.2)  # idle meanwhile: the pool's loop sees the connection end
+        await send(pool, 2)
+    finally:
+        restarted.stop()
+    assert (box.greetings, box.messages) == (2, 2)
+
+
+async def test_a_connection_that_failed_is_not_reused(mailbox) -> None:  # type: ignore[no-untyped-def]
+    box, server = mailbox
+    pool = SmtpPool(server.hostname, server.port, timeout=5)
+    with pytest.raises(RuntimeError):
+        async with pool.connection():
+            raise RuntimeError("the step failed midway")
+    await send(pool, 1)
+    assert box.greetings == 2 and pool.idle and len(pool.idle) == 1
