@@ -40,7 +40,10 @@ async def publish(status: OrderStatus) -> bool:
     data, key = status.model_dump_json(), feed.history_key(status.order_id)
     try:
         async with asyncio.timeout(settings.progress_push_timeout_seconds):
-            async with valkey().pipeline(transaction=True) as pipe:
+            # One round trip, not a transaction: nothing needs the three at once (readers
+            # keep the highest seq, whichever way they learn it), and MULTI/EXEC were two
+            # more commands to send and parse per step.
+            async with valkey().pipeline(transaction=False) as pipe:
                 pipe.xadd(
                     key, {"status": data}, id=feed.entry_id(status), maxlen=feed.HISTORY_MAXLEN
                 )
