@@ -30,6 +30,9 @@ def test_orders_beyond_the_in_flight_bound_are_shed_and_the_rest_complete(
     assert len(accepted) + len(shed) == offered
     assert 0 < len(accepted) <= MAX_ORDERS_IN_FLIGHT and len(shed) >= offered - MAX_ORDERS_IN_FLIGHT
     assert all(r.headers["Retry-After"] == "1" for r in shed)
+    # Shed before the body is even validated: under overload a 429 is all a request costs.
+    invalid = gateway.post("/api/orders", json={"customer_email": "not an address"})
+    assert invalid.status_code == 429, invalid.text
     # The storefront's form says the same to a browser, and starts nothing either.
     form = {"customer_email": customer(), "qty.sticker-pack": "1"}
     busy = gateway.post("/orders", data=form)

@@ -30,15 +30,19 @@ class InFlight:
         self.waiting: set[str] = set()  # of those, the ones at a waiting step
         self.starting = 0  # admitted, not yet started: concurrent requests count at once
 
-    def admit(self, feed_connected: bool) -> None:
-        """Overloaded when `limit` orders are in progress; otherwise a place is held until
-        `start` or `abandon`."""
+    def check(self, feed_connected: bool) -> None:
+        """Overloaded when `limit` orders are working."""
         horizon = time.monotonic() - self.max_age
         while self.started and next(iter(self.started.values())) < horizon:
             self.finish(next(iter(self.started)))
         working = len(self.started) - len(self.waiting) + self.starting
         if feed_connected and working >= self.limit:
             raise Overloaded()
+
+    def admit(self, feed_connected: bool) -> None:
+        """Overloaded when `limit` orders are working; otherwise a place is held until
+        `start` or `abandon`."""
+        self.check(feed_connected)
         self.starting += 1
 
     def start(self, order_id: str) -> None:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, Response
 from fastapi.responses import JSONResponse
 
-from shop.gateway.deps import Admit, Hub, Ingress, Settings, require_admin
+from shop.gateway.deps import Admit, Hub, Ingress, Settings, require_admin, shed_when_overloaded
 from shop.gateway.events import event_name, event_stream
 from shop.gateway.orders import (
     ORDER_ID_PATTERN,
@@ -53,6 +53,7 @@ def status_body(status: OrderStatus) -> dict[str, Any]:
     "/orders",
     status_code=202,
     responses=merge(MALFORMED_JSON, INVALID_ORDER, OVERLOADED, UNAVAILABLE),
+    dependencies=[Depends(shed_when_overloaded)],
 )
 async def place_order(
     request: Request,

@@ -58,6 +58,13 @@ async def get_admission(request: Request) -> Admission:
 Admit = Annotated[Admission, Depends(get_admission)]
 
 
+async def shed_when_overloaded(admission: Admit) -> None:
+    """For the API: Overloaded before the body is validated, since under overload most
+    requests are shed and each should cost as little as it can. (The storefront instead
+    answers with its page, keeping the customer's cart.)"""
+    admission.in_flight.check(admission.hub.connected)
+
+
 def admin_authorized(authorization: str | None, token: str) -> bool:
     """`Bearer <token>` (API clients) or HTTP Basic with the token as password (browsers)."""
     if not authorization:
