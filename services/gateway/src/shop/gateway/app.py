@@ -27,7 +27,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout = httpx.Timeout(settings.restate_timeout_seconds)
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        pool = 200  # connections to the ingress; RestateIngress queues what is beyond them
+        limits = httpx.Limits(max_connections=pool, max_keepalive_connections=50)
         async with (
             restate_client(settings.restate_ingress_url, timeout, limits) as ingress,
             restate_client(settings.restate_admin_url, timeout) as admin,
@@ -37,7 +38,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             hub_task = asyncio.create_task(hub.run())
             app.state.in_flight = in_flight
             app.state.settings = settings
-            app.state.ingress = RestateIngress(ingress, admin)
+            app.state.ingress = RestateIngress(ingress, admin, concurrency=pool)
             app.state.hub = hub
             try:
                 yield

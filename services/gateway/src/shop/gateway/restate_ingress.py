@@ -78,14 +78,27 @@ class OrderNotFound(Exception):
 
 
 class RestateIngress:
-    def __init__(self, ingress: httpx.AsyncClient, admin: httpx.AsyncClient) -> None:
+    def __init__(
+        self, ingress: httpx.AsyncClient, admin: httpx.AsyncClient, concurrency: int = 200
+    ) -> None:
         self.ingress, self.admin = ingress, admin
+        # At most `concurrency` requests at once (the ingress pool's size): the rest wait here,
+        # in a plain queue. Queued inside httpx's pool instead, every request finished has the
+        # pool scan each waiting request against each connection, and with thousands of SSE
+        # clients (re)connecting at once that alone used up the gateway's CPU: streams timed
+        # out waiting for the pool (5,000 clients, bench/sse_fanout.py).
+        self.gate = asyncio.Semaphore(concurrency)
 
-    @staticmethod
-    async def _send(client: httpx.AsyncClient, path: str, **request: Any) -> httpx.Response:
+    async def _request(
+        self, client: httpx.AsyncClient, method: str, path: str, **request: Any
+    ) -> httpx.Response:
+        async with self.gate:
+            return await client.request(method, path, **request)
+
+    async def _send(self, client: httpx.AsyncClient, path: str, **request: Any) -> httpx.Response:
         """POST to Restate; anything but a success is RestateUnavailable."""
         try:
-            response = await client.post(path, **request)
+            response = await self._request(client, "POST", path, **request)
         except httpx.HTTPError as e:
             raise RestateUnavailable(f"Restate unreachable at {client.base_url}: {e!r}") from e
         if not response.is_success:
@@ -154,8 +167,8 @@ class RestateIngress:
     async def _workflow_exists(self, order_id: str) -> bool:
         """Whether a run was ever submitted under this id (it may not have reported yet)."""
         try:
-            response = await self.ingress.get(
-                f"/restate/workflow/{names.FULFILMENT}/{order_id}/output"
+            response = await self._request(
+                self.ingress, "GET", f"/restate/workflow/{names.FULFILMENT}/{order_id}/output"
             )
         except httpx.HTTPError as e:
             raise RestateUnavailable(f"Restate ingress unreachable: {e!r}") from e
@@ -206,8 +219,8 @@ class RestateIngress:
     async def missing_services(self) -> set[str]:
         """Services not yet registered, or all of them when Restate does not answer."""
         try:
-            health = await self.ingress.get("/restate/health")
-            services = await self.admin.get("/services")
+            health = await self._request(self.ingress, "GET", "/restate/health")
+            services = await self._request(self.admin, "GET", "/services")
         except httpx.HTTPError:
             return set(REQUIRED_SERVICES)
         if health.status_code != 200 or services.status_code != 200:
