@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import Response
 from sse_starlette import EventSourceResponse
 
-from shop.gateway.progress_hub import ProgressHub
-from shop.gateway.restate_ingress import RestateIngress
+from shop.gateway.progress_hub import ProgressHub, Queue
+from shop.gateway.restate_ingress import RestateIngress, RestateUnavailable
 from shop.shared.models import OrderStatus
 
 POLL_SECONDS_WHILE_VALKEY_DOWN = 3.0
@@ -24,30 +24,44 @@ POLL_SECONDS_WHEN_SILENT = 60.0
 
 
 async def follow(
-    ingress: RestateIngress, hub: ProgressHub, order_id: str, last_seen: int | None
+    ingress: RestateIngress, hub: ProgressHub, snapshot: OrderStatus, last_seen: int | None
 ) -> AsyncIterator[OrderStatus]:
-    """Yields each status newer than `last_seen` once, in order, ending with the final one."""
-    seen = -1 if last_seen is None else last_seen
+    """Yields each status newer than `last_seen` once, in order, ending with the final one.
+    `snapshot` is the durable status, just read (one read per connection: with thousands of
+    browsers connecting at once, each read is an invocation in Restate)."""
+    order_id, seen = snapshot.order_id, -1 if last_seen is None else last_seen
     with hub.listen(order_id) as queue:
-        # Subscribed before anything is read, so no event falls in between.
-        snapshot = await ingress.order_status(order_id)
-        missed = await hub.history(order_id, seen) if last_seen is not None else []
-        for status in [*missed, snapshot]:
-            if status.seq > seen:
-                seen = status.seq
-                yield status
+        # Subscribed now: what was pushed since the snapshot was read is in the history, as
+        # is what a reconnecting client missed. A first connection starts at the snapshot.
+        after = seen if last_seen is not None else snapshot.seq
+        missed = await hub.history(order_id, after)
         status = snapshot
+        for update in sorted([*missed, snapshot], key=lambda s: s.seq):
+            if update.seq > seen:
+                seen, status = update.seq, update
+                yield update
         while not status.is_final:
             quiet = POLL_SECONDS_WHEN_SILENT * random.uniform(1, 1.2)  # spread the re-reads
-            timeout = quiet if hub.connected else POLL_SECONDS_WHILE_VALKEY_DOWN
+            update = await next_update(
+                queue, quiet if hub.connected else POLL_SECONDS_WHILE_VALKEY_DOWN
+            )
             try:
-                update = await asyncio.wait_for(queue.get(), timeout=timeout)
-            except TimeoutError:
-                update = None
-            status = update or await ingress.order_status(order_id)
+                status = update or await ingress.order_status(order_id)
+            except RestateUnavailable:  # the stream stays; the next poll tries again
+                continue
             if status.seq > seen:
                 seen = status.seq
                 yield status
+
+
+async def next_update(queue: Queue, wait: float) -> OrderStatus | None:
+    """The next live event; None after `wait` seconds without one, or when the hub says to
+    re-read the durable status."""
+    try:
+        async with asyncio.timeout(wait):  # no task per wait, unlike asyncio.wait_for
+            return await queue.get()
+    except TimeoutError:
+        return None
 
 
 async def event_stream(
@@ -66,7 +80,7 @@ async def event_stream(
         return Response(status_code=204)
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        async for status in follow(ingress, hub, order_id, last_seen):
+        async for status in follow(ingress, hub, snapshot, last_seen):
             yield {"id": str(status.seq), **render(status)}
 
     return EventSourceResponse(events(), ping=ping_seconds)
