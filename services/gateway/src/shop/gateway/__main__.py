@@ -1,6 +1,7 @@
 import sys
 
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
 
 from shop.gateway.app import create_app
@@ -8,18 +9,45 @@ from shop.gateway.settings import GatewaySettings, startup_error
 from shop.shared.logs import setup_logging
 from shop.shared.telemetry import setup_telemetry
 
-try:
-    settings = GatewaySettings()
-except ValidationError as e:
-    sys.exit(f"gateway: refusing to start: {startup_error(e)}")
-setup_telemetry("gateway")
-setup_logging("gateway", settings.log_level, settings.log_format)
-uvicorn.run(
-    create_app(settings),
-    host=settings.bind_host,
-    port=settings.port,
-    log_config=None,
-    # On SIGTERM: SSE streams end at once (browsers reconnect, with Last-Event-ID, to another
-    # gateway); other requests get until the drain deadline.
-    timeout_graceful_shutdown=settings.shutdown_drain_seconds,
-)
+
+def settings_or_exit() -> GatewaySettings:
+    try:
+        return GatewaySettings()
+    except ValidationError as e:
+        sys.exit(f"gateway: refusing to start: {startup_error(e)}")
+
+
+def worker_app() -> FastAPI:
+    """One worker process's app (GATEWAY_WORKERS > 1): each sets up its own logs and
+    telemetry, as a process of its own."""
+    settings = settings_or_exit()
+    setup_telemetry("gateway")
+    setup_logging("gateway", settings.log_level, settings.log_format)
+    return create_app(settings)
+
+
+def main() -> None:
+    settings = settings_or_exit()
+    setup_telemetry("gateway")
+    setup_logging("gateway", settings.log_level, settings.log_format)
+    serving = {
+        "host": settings.bind_host,
+        "port": settings.port,
+        "log_config": None,
+        # On SIGTERM: SSE streams end at once (browsers reconnect, with Last-Event-ID, to
+        # another gateway); other requests get until the drain deadline.
+        "timeout_graceful_shutdown": settings.shutdown_drain_seconds,
+    }
+    if settings.gateway_workers == 1:
+        uvicorn.run(create_app(settings), **serving)
+    else:
+        uvicorn.run(
+            "shop.gateway.__main__:worker_app",
+            factory=True,
+            workers=settings.gateway_workers,
+            **serving,
+        )
+
+
+if __name__ == "__main__":
+    main()

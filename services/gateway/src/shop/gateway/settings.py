@@ -1,7 +1,7 @@
 import logging
 from typing import Self
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from shop.shared.settings import ShopSettings
 
@@ -28,6 +28,9 @@ class GatewaySettings(ShopSettings):
     # Where SREs open traces (links from the order and operator pages to each order's trace).
     jaeger_ui_url: str = "http://127.0.0.1:16686"
     sse_ping_seconds: int = 15
+    # Processes serving the gateway's port (GATEWAY_WORKERS), each with its own Valkey
+    # subscription and admission bound: more cores for thousands of SSE streams.
+    gateway_workers: int = Field(default=1, ge=1)
     restate_timeout_seconds: float = 10
     # Orders this process may have working before it answers 429 (see admission.py); those
     # waiting out their window or for the bank do not count. About twice what keeps a 2-core
