@@ -30,6 +30,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+from procs import cpu_seconds
 
 from shop.dev.stack import Ports, Stack
 
@@ -44,11 +45,6 @@ JSON = {"content-type": "application/json"}
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Cpu:

@@ -1,4 +1,5 @@
-"""SSE fan-out benchmark: N browsers, each following its own order, on one gateway process.
+"""SSE fan-out benchmark: N browsers, each following its own order, on the gateway's worker
+processes (GATEWAY_WORKERS, 2 by default here; each has its own Valkey subscription).
 
 It starts the real stack (like the e2e tests) with a one-hour cancellation window, so every
 order waits in flight; opens N SSE streams; then publishes progress events for all orders
@@ -7,7 +8,7 @@ the connections held, the gateway's memory per connection and the publish-to-cli
 next to a baseline measured in the same run: a bare Valkey subscriber receiving the same
 events with no gateway in between.
 
-    ./task bench -- sse --clients 5000
+    ./task bench -- sse --clients 5000 --gateway-workers 2
 """
 
 import argparse
@@ -20,19 +21,13 @@ from pathlib import Path
 
 import httpx
 import redis.asyncio as redis
+from procs import rss_kib
 
 from shop.dev.stack import Ports, Stack
 from shop.shared import progress_feed
 from shop.shared.models import OrderStatus
 
 BENCH_SEQ = 1000  # above any real step, so the gateway forwards them as news
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -151,7 +146,7 @@ async def baseline(stack: Stack, orders: list[str], rounds: int) -> list[float]:
     return lags
 
 
-async def measure(stack: Stack, gateway_pid: int, n: int, rounds: int) -> None:
+async def measure(stack: Stack, gateway_pid: int, n: int, rounds: int, workers: int) -> None:
     started = time.monotonic()
     orders = await place_orders(stack, n)
     print(
@@ -185,7 +180,7 @@ async def measure(stack: Stack, gateway_pid: int, n: int, rounds: int) -> None:
     await valkey.aclose()
 
     lags = [lag for c in clients for lag in c.lags_ms]
-    print(f"\nSSE fan-out, one gateway process, {n} clients each following its own order")
+    print(f"\nSSE fan-out, {workers} gateway worker(s), {n} clients each following its own order")
     print(
         f"  connections held        {held} of {n} ({failed} failed; connected in {connect_s:.1f}s)"
     )
@@ -207,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--gateway-workers", type=int, default=2)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="shop-bench-") as tmp:
         stack = Stack(
@@ -219,11 +215,14 @@ def main(argv: list[str] | None = None) -> None:
                 "CANCEL_WINDOW_SECONDS": "3600",
                 "LOG_LEVEL": "WARNING",
                 "MAX_ORDERS_IN_FLIGHT": str(10 * args.clients),
+                "GATEWAY_WORKERS": str(args.gateway_workers),
             },
         )
         with stack.running():
             gateway_pid = int(stack.ctl("pid", "gateway").strip())
-            asyncio.run(measure(stack, gateway_pid, args.clients, args.rounds))
+            asyncio.run(
+                measure(stack, gateway_pid, args.clients, args.rounds, args.gateway_workers)
+            )
 
 
 if __name__ == "__main__":
