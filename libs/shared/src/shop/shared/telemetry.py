@@ -5,10 +5,11 @@
   export on; with none set nothing is exported;
 - OTEL_EXPORTER_OTLP_PROTOCOL picks `grpc` or `http/protobuf` (the spec's default).
 
-httpx (Restate ingress), aiohttp (Stripe) and Valkey/redis calls are traced by their instrumentation
-libraries; FastAPI by its own (the gateway calls `instrument_app`). Inside Restate handlers,
-`step` opens a span under the Restate invocation attempt that is not opened again when the
-handler replays, and times the step in the `shop.step.duration` histogram.
+httpx (Restate ingress) and Valkey/redis calls are traced by their instrumentation
+libraries (payments adds aiohttp's, for Stripe); FastAPI by its own (the gateway calls
+`instrument_app`). Inside Restate handlers, `step` opens a span under the Restate invocation
+attempt that is not opened again when the handler replays, and times the step in the
+`shop.step.duration` histogram.
 """
 
 import atexit
@@ -19,7 +20,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from opentelemetry import metrics, trace
-from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -104,7 +104,6 @@ def setup_telemetry(service: str) -> None:
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(tracer_provider)
         HTTPXClientInstrumentor().instrument()
-        AioHttpClientInstrumentor().instrument()
         RedisInstrumentor().instrument()
     if _enabled("METRICS"):
         if _grpc("METRICS"):

@@ -4,8 +4,10 @@ from functools import cache
 
 import aiohttp
 import stripe
+from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 
 from shop.payments.settings import settings
+from shop.shared.telemetry import tracing_enabled
 
 
 @cache
@@ -13,6 +15,8 @@ def stripe_client() -> stripe.StripeClient:
     base: stripe.BaseAddresses = {}
     if settings.stripe_api_base:
         base["api"] = settings.stripe_api_base
+    if tracing_enabled():  # each Stripe call a client span (only payments uses aiohttp)
+        AioHttpClientInstrumentor().instrument()
     return stripe.StripeClient(
         settings.stripe_api_key.get_secret_value(),
         base_addresses=base,
