@@ -55,7 +55,11 @@ class Cpu:
         self.pids["load generator"] = os.getpid()
 
     def read(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        # The load generator alone: the stack it started is its descendants.
+        return {
+            name: cpu_seconds(pid, descendants=name != "load generator")
+            for name, pid in self.pids.items()
+        }
 
 
 # ---- wrk -----------------------------------------------------------------------------------

@@ -10,10 +10,10 @@ def process_tree(pid: int) -> list[int]:
     return [pid, *(p for child in children for p in process_tree(int(child)))]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU seconds of the process and its descendants."""
+def cpu_seconds(pid: int, descendants: bool = True) -> float:
+    """User and system CPU seconds of the process (and its descendants)."""
     total = 0
-    for each in process_tree(pid):
+    for each in process_tree(pid) if descendants else [pid]:
         fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
