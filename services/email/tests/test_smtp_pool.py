@@ -86,3 +86,13 @@ async def test_a_connection_that_failed_is_not_reused(mailbox) -> None:  # type:
             raise RuntimeError("the step failed midway")
     await send(pool, 1)
     assert box.greetings == 2 and pool.idle and len(pool.idle) == 1
+
+
+async def test_connections_beyond_those_kept_are_closed(mailbox) -> None:  # type: ignore[no-untyped-def]
+    box, server = mailbox
+    pool = SmtpPool(server.hostname, server.port, timeout=5, keep=1)
+    async with pool.connection() as first, pool.connection() as second:
+        await first.send_message(message(1))
+        await second.send_message(message(2))
+    assert box.messages == 2 and len(pool.idle) == 1
+    assert sum(smtp.is_connected for smtp in (first, second)) == 1

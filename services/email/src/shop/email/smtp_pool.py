@@ -32,5 +32,5 @@ class SmtpPool:
             raise
         if len(self.idle) < self.keep:
             self.idle.append(smtp)
-        else:
-            await smtp.quit()
+        else:  # closed without QUIT: nothing may fail once the message is delivered
+            smtp.close()
