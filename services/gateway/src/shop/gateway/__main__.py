@@ -10,26 +10,24 @@ from shop.shared.logs import setup_logging
 from shop.shared.telemetry import setup_telemetry
 
 
-def settings_or_exit() -> GatewaySettings:
+def configured() -> GatewaySettings:
+    """This process's settings, with its telemetry and logs set up (or exit, saying why)."""
     try:
-        return GatewaySettings()
+        settings = GatewaySettings()
     except ValidationError as e:
         sys.exit(f"gateway: refusing to start: {startup_error(e)}")
+    setup_telemetry("gateway")
+    setup_logging("gateway", settings.log_level, settings.log_format)
+    return settings
 
 
 def worker_app() -> FastAPI:
-    """One worker process's app (GATEWAY_WORKERS > 1): each sets up its own logs and
-    telemetry, as a process of its own."""
-    settings = settings_or_exit()
-    setup_telemetry("gateway")
-    setup_logging("gateway", settings.log_level, settings.log_format)
-    return create_app(settings)
+    """One worker process's app (GATEWAY_WORKERS > 1), configured as a process of its own."""
+    return create_app(configured())
 
 
 def main() -> None:
-    settings = settings_or_exit()
-    setup_telemetry("gateway")
-    setup_logging("gateway", settings.log_level, settings.log_format)
+    settings = configured()
     serving = {
         "host": settings.bind_host,
         "port": settings.port,
