@@ -98,11 +98,14 @@ async def notify(ctx: WorkflowContext, order: Order, kind: EmailKind, reason: st
     return "email sent"
 
 
-async def wait_out_cancel_window(ctx: WorkflowContext, seconds: float) -> None:
+async def wait_out_cancel_window(
+    ctx: WorkflowContext, seconds: float, cancel_seen: Awaitable[str | None] | None
+) -> None:
     """A durable timer (it survives restarts) raced against the customer's cancel. With no
-    window, only a cancel that came before now counts: one look, no timer."""
-    if seconds <= 0:
-        if await ctx.promise(CANCEL, type_hint=str).peek() is not None:
+    window, only a cancel that came before the window closed counts: `cancel_seen`, one look
+    taken when the stock was asked for (no timer)."""
+    if cancel_seen is not None:
+        if await cancel_seen is not None:
             raise OrderCancelled()
         return
     match await restate.select(
@@ -151,24 +154,30 @@ async def confirm_with_bank(ctx: WorkflowContext, progress: Progress, charge: Ch
 async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
     if ctx.key() != order.order_id:
         raise TerminalError("order_id does not match the workflow key", status_code=400)
-    await ctx.promise(OWNER, type_hint=str).resolve(order.secret_digest or "")
+    # Steps that do not need each other's answers are sent together and awaited after, so
+    # each costs no round trip to Restate of its own: the owner's digest, the window's
+    # length and the authorization; later, the look for a cancel and the decision to fulfil.
+    owner_kept = ctx.promise(OWNER, type_hint=str).resolve(order.secret_digest or "")
+    window_read = ctx.run_typed("cancel-window-seconds", cancel_window)
     progress = Progress(ctx, order)
-    window = await ctx.run_typed("cancel-window-seconds", cancel_window)
     await progress("received", 5, received_message(), cancellable=True)
     total = money(order.total_cents, order.currency)
     lines = sorted(order.lines, key=lambda line: line.product_id)  # one order, on every replay
     undo: list[Callable[[], Awaitable[object]]] = []
+    authorized = calls.authorize(
+        ctx,
+        ChargeRequest(
+            order_id=order.order_id,
+            amount_cents=order.total_cents,
+            currency=order.currency,
+            payment_method=order.payment_method,
+            return_url=order.return_url,
+        ),
+    )
+    window = await window_read  # runs while the authorization is on its way
+    await owner_kept
     try:
-        charge = await calls.authorize(
-            ctx,
-            ChargeRequest(
-                order_id=order.order_id,
-                amount_cents=order.total_cents,
-                currency=order.currency,
-                payment_method=order.payment_method,
-                return_url=order.return_url,
-            ),
-        )
+        charge = await authorized
         undo.append(lambda: calls.refund(ctx, charge))  # voids an unconfirmed intent too
         if charge.status == "requires_action":
             charge = await confirm_with_bank(ctx, progress, charge)
@@ -181,13 +190,16 @@ async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
             undo.append(lambda sku=sku: calls.release(ctx, sku, order.order_id))
             reservation = Reservation(order_id=order.order_id, quantity=line.quantity)
             reservations.append(calls.reserve(ctx, sku, reservation))
+        cancel_seen = ctx.promise(CANCEL, type_hint=str).peek() if window <= 0 else None
         for reserved in reservations:
             await reserved
         await progress(
             RESERVED, 45, f"Stock reserved; you can cancel for {window:g}s", cancellable=True
         )
-        await wait_out_cancel_window(ctx, window)
-        await ctx.promise(OUTCOME, type_hint=str).resolve("fulfilling")
+        await wait_out_cancel_window(ctx, window, cancel_seen)
+        # Only this run resolves OUTCOME, so it cannot fail: the capture need not wait for
+        # Restate's answer; the journal has the decision before the capture either way.
+        decided = ctx.promise(OUTCOME, type_hint=str).resolve("fulfilling")
     except TerminalError as e:
         return await unwind(ctx, order, progress, undo, e, decided=False)
 
@@ -196,6 +208,7 @@ async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
         charge = await calls.capture(ctx, charge)
     except TerminalError as e:  # e.g. the hold expired: give everything back
         return await unwind(ctx, order, progress, undo, e, decided=True)
+    await decided
     await progress("charged", 70, f"{total} charged")
     # The stock leaves the shelf while the confirmation is mailed: neither waits for the other.
     commits = [calls.commit(ctx, line.product_id, order.order_id) for line in lines]
