@@ -3,7 +3,9 @@
 It starts the real stack (like the e2e tests) with no cancellation window, and a no-op Restate
 service beside it on the same Restate server, then prints:
 
-- floor: the no-op handler through the ingress, calls/s at 32 connections and p50 at one (wrk);
+- floor: the no-op handler through the ingress, calls/s at 32 connections and p50 at one (wrk),
+  and the p50 of a handler that calls it once through Restate (the cost of one step between
+  services, of which an order's path has four in a row: authorize, reserve, capture, email);
 - unloaded: one order at a time, POST to outcome: p50, and its ratio to the no-op p50;
 - closed loop: N clients, each placing an order and waiting for its outcome: orders/s (and the
   ratio to the no-op calls/s), p50/p99; the CPU seconds per order of every process;
@@ -225,7 +227,7 @@ def start_noop(stack: Stack, port: int) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         services = httpx.get(f"{stack.admin_url}/services", timeout=5).json()["services"]
-        if any(s["name"] == "Noop" for s in services):
+        if any(s["name"] == "Relay" for s in services):
             return process
         time.sleep(0.25)
     raise TimeoutError("the no-op service did not register")
@@ -242,6 +244,12 @@ def measure(stack: Stack, args: argparse.Namespace) -> None:
     floor = wrk_rate(wrk(noop, 32, args.floor_seconds, post_script(b"{}")))
     floor_p50 = wrk_ms(wrk(noop, 1, 5, post_script(b"{}"), latency=True), "50%")
     print(f"no-op handler: {floor:.0f} calls/s at 32 connections; p50 {floor_p50:.2f} ms at 1")
+    relay = f"{stack.ingress_url}/Relay/call"
+    relay_p50 = wrk_ms(wrk(relay, 1, 5, post_script(b"{}"), latency=True), "50%")
+    print(
+        f"  the same through one call between services: p50 {relay_p50:.2f} ms at 1; each"
+        f" sequential call in a handler adds {relay_p50 - floor_p50:.2f} ms"
+    )
     cpu = Cpu(stack, [n for n in stack.programs() if n not in {"smtp", "stripe"}])
     rate = asyncio.run(through_the_gateway(stack, args, floor, floor_p50, cpu))
     result = backlog(stack, 3 * rate, args.overload_seconds)
