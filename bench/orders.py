@@ -3,12 +3,14 @@
 It starts the real stack (like the e2e tests) with no cancellation window, and a no-op Restate
 service beside it on the same Restate server, then prints:
 
-- floor: the no-op handler through the ingress, calls/s at 32 connections and p50 at one (wrk),
-  and the p50 of a handler that calls it once through Restate (the cost of one step between
-  services, of which an order's path has four in a row: authorize, reserve, capture, email);
+- floor: the no-op handler through the ingress, calls/s at 32 connections (with Restate's and
+  the service's CPU per call) and p50 at one (wrk); the same for a handler that calls it once
+  through Restate: the cost of one step between services, of which an order makes five
+  (authorize, reserve, capture, commit, email), four of them one after another;
 - unloaded: one order at a time, POST to outcome: p50, and its ratio to the no-op p50;
 - closed loop: N clients, each placing an order and waiting for its outcome: orders/s (and the
-  ratio to the no-op calls/s), p50/p99; the CPU seconds per order of every process;
+  ratio to the no-op calls/s), p50/p99; the CPU seconds per order of every process (the Stripe
+  emulator and the SMTP server apart: they stand in for providers, but share the cores);
 - half load: orders offered at half the closed-loop rate: p50/p99 (p99 as a multiple of p50);
 - open loop: wrk offers 3x the closed-loop rate for S seconds: accepted, shed (429), and the
   rate at which the accepted backlog completes (and its ratio to the closed-loop rate).
@@ -42,6 +44,7 @@ ORDER = (
     b' "items": [{"product_id": "sticker-pack", "quantity": 1}]}'
 )
 JSON = {"content-type": "application/json"}
+PROVIDERS = ("stripe", "smtp")  # emulators of what runs elsewhere in production
 
 
 def pct(values: list[float], p: float) -> float:
@@ -233,24 +236,39 @@ def start_noop(stack: Stack, port: int) -> subprocess.Popen[bytes]:
     raise TimeoutError("the no-op service did not register")
 
 
-def measure(stack: Stack, args: argparse.Namespace) -> None:
+def floor_of(
+    stack: Stack, noop_pid: int, target: str, seconds: float
+) -> tuple[float, float, float, float]:
+    """One of the no-op service's handlers through the ingress: calls/s at 32 connections,
+    the CPU ms per call of Restate and of the service, and the p50 at one connection."""
+    url, restate = f"{stack.ingress_url}/{target}", int(stack.ctl("pid", "restate").strip())
+    before = cpu_seconds(restate), cpu_seconds(noop_pid)
+    output = wrk(url, 32, seconds, post_script(b"{}"))
+    calls = wrk_counts(output)[0]
+    engine, service = (cpu_seconds(restate) - before[0]), (cpu_seconds(noop_pid) - before[1])
+    p50 = wrk_ms(wrk(url, 1, 5, post_script(b"{}"), latency=True), "50%")
+    return wrk_rate(output), engine * 1000 / calls, service * 1000 / calls, p50
+
+
+def measure(stack: Stack, noop_pid: int, args: argparse.Namespace) -> None:
     admin = {"Authorization": f"Bearer {stack.shared_env()['ADMIN_TOKEN']}"}
     httpx.put(
         f"{stack.gateway_url}/api/admin/products/sticker-pack/stock",
         json={"quantity": 10_000_000},
         headers=admin,
     ).raise_for_status()
-    noop = f"{stack.ingress_url}/Noop/call"
-    floor = wrk_rate(wrk(noop, 32, args.floor_seconds, post_script(b"{}")))
-    floor_p50 = wrk_ms(wrk(noop, 1, 5, post_script(b"{}"), latency=True), "50%")
-    print(f"no-op handler: {floor:.0f} calls/s at 32 connections; p50 {floor_p50:.2f} ms at 1")
-    relay = f"{stack.ingress_url}/Relay/call"
-    relay_p50 = wrk_ms(wrk(relay, 1, 5, post_script(b"{}"), latency=True), "50%")
+    floor, engine, service, floor_p50 = floor_of(stack, noop_pid, "Noop/call", args.floor_seconds)
     print(
-        f"  the same through one call between services: p50 {relay_p50:.2f} ms at 1; each"
-        f" sequential call in a handler adds {relay_p50 - floor_p50:.2f} ms"
+        f"no-op handler: {floor:.0f} calls/s at 32 connections (CPU per call: Restate"
+        f" {engine:.2f} ms, service {service:.2f} ms); p50 {floor_p50:.2f} ms at 1"
     )
-    cpu = Cpu(stack, [n for n in stack.programs() if n not in {"smtp", "stripe"}])
+    relay, engine, service, relay_p50 = floor_of(stack, noop_pid, "Relay/call", args.floor_seconds)
+    print(
+        f"  a handler calling it once through Restate: {relay:.0f} calls/s (CPU per call:"
+        f" Restate {engine:.2f} ms, service {service:.2f} ms); p50 {relay_p50:.2f} ms at 1:"
+        f" each call between services adds {relay_p50 - floor_p50:.2f} ms to a path"
+    )
+    cpu = Cpu(stack, list(stack.programs()))
     rate = asyncio.run(through_the_gateway(stack, args, floor, floor_p50, cpu))
     result = backlog(stack, 3 * rate, args.overload_seconds)
     print(
@@ -290,10 +308,10 @@ async def through_the_gateway(
             f" ({shop.shed} shed)"
         )
         used = {name: (after[name] - before[name]) * 1000 / len(latencies) for name in after}
-        print(
-            "  CPU per order (ms):",
-            ", ".join(f"{n} {ms:.1f}" for n, ms in sorted(used.items(), key=lambda i: -i[1])),
-        )
+        providers = {name: used.pop(name) for name in PROVIDERS}
+        shop = ", ".join(f"{n} {ms:.1f}" for n, ms in sorted(used.items(), key=lambda i: -i[1]))
+        beside = ", ".join(f"{n} {ms:.1f}" for n, ms in providers.items())
+        print(f"  CPU per order (ms): {shop}; beside it, the emulated providers: {beside}")
 
         half = await fixed_rate(shop, rate / 2, args.seconds)
         h50, h99 = pct(half, 50) * 1000, pct(half, 99) * 1000
@@ -322,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
         with stack.running(timeout=120):
             noop = start_noop(stack, Ports.free().fulfilment)
             try:
-                measure(stack, args)
+                measure(stack, noop.pid, args)
             finally:
                 noop.terminate()
                 noop.wait()
