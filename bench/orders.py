@@ -309,9 +309,9 @@ async def through_the_gateway(
         )
         used = {name: (after[name] - before[name]) * 1000 / len(latencies) for name in after}
         providers = {name: used.pop(name) for name in PROVIDERS}
-        shop = ", ".join(f"{n} {ms:.1f}" for n, ms in sorted(used.items(), key=lambda i: -i[1]))
+        ours = ", ".join(f"{n} {ms:.1f}" for n, ms in sorted(used.items(), key=lambda i: -i[1]))
         beside = ", ".join(f"{n} {ms:.1f}" for n, ms in providers.items())
-        print(f"  CPU per order (ms): {shop}; beside it, the emulated providers: {beside}")
+        print(f"  CPU per order (ms): {ours}; beside it, the emulated providers: {beside}")
 
         half = await fixed_rate(shop, rate / 2, args.seconds)
         h50, h99 = pct(half, 50) * 1000, pct(half, 99) * 1000
