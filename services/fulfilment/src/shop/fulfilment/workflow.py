@@ -58,11 +58,13 @@ class OrderCancelled(TerminalError):
         super().__init__("cancelled by the customer", status_code=409)
 
 
-def cancel_window() -> float:
+# Read in journaled steps, so a restart with other settings never changes a running order.
+# `async`: the SDK runs a plain function in its thread pool, a hop there and back per order.
+async def cancel_window() -> float:
     return settings.cancel_window_seconds
 
 
-def payment_auth_timeout() -> float:
+async def payment_auth_timeout() -> float:
     return settings.payment_auth_timeout_seconds
 
 
