@@ -1,10 +1,24 @@
 import json
 import logging
+from collections.abc import Iterator
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from shop.shared.logs import setup_logging
+
+
+@pytest.fixture(autouse=True)
+def root_logger_restored() -> Iterator[None]:
+    """setup_logging binds the root logger to this test's captured stderr, which pytest closes
+    after the test: left in place, any later log line (the SMTP server thread of the email
+    tests, say) fails with 'I/O operation on closed file'."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def test_json_lines_carry_service_and_the_current_trace(capsys) -> None:
