@@ -35,7 +35,8 @@ class GatewaySettings(ShopSettings):
     # Orders this process may have working before it answers 429 (see admission.py); those
     # waiting out their window or for the bank do not count. 32 working orders keep a 2-core
     # shop at its peak rate; more only slow each order (bench at 3x overload: the backlog
-    # completed at 1.08x the closed-loop rate with 32, 0.88x with 64). Raise it with cores.
+    # completed at 1.08x the closed-loop rate with 32, 0.88x with 64). Raise it with cores, and
+    # with slower providers: it also caps the rate at (bound / an order's working time).
     max_orders_in_flight: int = 32
     order_in_flight_seconds: float = 30
 
