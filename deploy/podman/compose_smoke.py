@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import images  # deploy/podman/images.py, beside this file
 
 from shop.dev import identity_keys
+from shop.dev.eventually import eventually
 
 SERVICES = ("fulfilment", "payments", "inventory", "email", "gateway")
 FINAL = {"completed", "failed", "cancelled"}
@@ -49,6 +50,10 @@ STRIPE_KEY = "sk_test_compose_smoke"
 
 class SmokeFailure(Exception):
     pass
+
+
+# What a wait takes as "not yet": a container restarting, an order not final.
+RETRY_ON = (httpx.HTTPError, SmokeFailure)
 
 
 def free_port() -> int:
@@ -65,24 +70,10 @@ def stage(name: str) -> Iterator[None]:
     print(f"compose smoke: {name}: ok ({time.monotonic() - started:.0f}s)", flush=True)
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
-    """Until check() returns something truthy; its last exception or value in the failure."""
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        try:
-            if result := check():
-                return result
-            last = result
-        except (httpx.HTTPError, SmokeFailure) as e:
-            last = e
-        time.sleep(every)
-    raise SmokeFailure(f"{what}: not within {timeout:.0f}s (last: {last!r})")
-
-
 def preflight() -> None:
     """Podman installed and able to run a container here, or a clear failure."""
     if not shutil.which("podman"):
-        raise SmokeFailure("podman is not installed: `./task podman` installs it (apt, as root)")
+        raise SmokeFailure("podman is not installed: `./task apt` installs it (apt, as root)")
     info = images.podman("info", check=False, capture=True)
     if info.returncode != 0:
         raise SmokeFailure(f"podman cannot run here: {info.stderr.strip()[-2000:]}")
@@ -234,7 +225,9 @@ class Shop:
                 raise SmokeFailure(f"{status['status']} at step {status['step']}")
             return status
 
-        status = wait_for(f"order {order_id} final", final, timeout, every=0.3)
+        status = eventually(
+            final, timeout, every=0.3, what=f"order {order_id} final", retry_on=RETRY_ON
+        )
         if status["status"] != "completed":
             raise SmokeFailure(f"order {order_id} ended {status['status']}: {status}")
         return status
@@ -260,11 +253,11 @@ class Shop:
 
 def crash_fulfilment_in_cancel_window(shop: Shop, project: Project) -> None:
     order_id = shop.place_order()
-    wait_for(
-        f"order {order_id} in its cancel window",
+    eventually(
         lambda: shop.status(order_id)["step"] == "reserved",
         timeout=30,
-        every=0.1,
+        what=f"order {order_id} in its cancel window",
+        retry_on=RETRY_ON,
     )
     before = project.container("fulfilment")
     os.kill(before["State"]["Pid"], signal.SIGKILL)  # a crash, not a stop: the policy applies
@@ -274,7 +267,7 @@ def crash_fulfilment_in_cancel_window(shop: Shop, project: Project) -> None:
         now = project.container("fulfilment")
         return now["RestartCount"] > before["RestartCount"] and now["State"]["Running"]
 
-    wait_for("fulfilment restarted by its restart policy", restarted, timeout=30)
+    eventually(restarted, timeout=30, what="fulfilment restarted by its restart policy")
     shop.wait_final(order_id, timeout=120)
     shop.assert_charged_once(order_id)
     shop.assert_mailed_once(order_id)
@@ -335,7 +328,7 @@ def main() -> int:
             finally:
                 with stage("podman-compose down -v"):
                     project.compose("down", "-v", check=False)
-    except (SmokeFailure, images.ImageError, subprocess.CalledProcessError) as e:
+    except (SmokeFailure, TimeoutError, images.ImageError, subprocess.CalledProcessError) as e:
         print(f"\ncompose smoke: FAILED after {time.monotonic() - started:.0f}s: {e}", flush=True)
         return 1
     print(f"\ncompose smoke: passed in {time.monotonic() - started:.0f}s", flush=True)

@@ -73,7 +73,7 @@ def ensure_base() -> None:
         print(f"base image {BASE_IMAGE}: present, kept", flush=True)
         return
     if not shutil.which("debootstrap"):
-        raise ImageError("debootstrap is not installed: run `./task podman`")
+        raise ImageError("debootstrap is not installed: run `./task apt`")
     started = time.monotonic()
     print(f"base image {BASE_IMAGE}: debootstrap bookworm (about a minute) ...", flush=True)
     with tempfile.TemporaryDirectory(prefix="shop-base-", dir="/var/tmp") as tmp:

@@ -105,14 +105,32 @@ def restate_admin(stack: Stack) -> Restate:
     return Restate(stack.admin_url)
 
 
+def put_back(stack: Stack) -> None:
+    """What a test may switch on the shared stack, switched back, so that the next test finds
+    it as the first did: every program running and ready, no Stripe or SMTP faults left
+    pending, no crash point left armed."""
+    stack.ctl("start", "all")  # what a test stopped (and failed before starting again)
+    stack.wait_ready(timeout=90)
+    eventually(
+        lambda: httpx.put(f"{stack.stripe_url}/_emulator/faults", json={}).is_success,
+        what="the Stripe emulator's faults cleared",
+        retry_on=(httpx.HTTPError,),
+    )
+    stack.smtp_faults.write_text("0")
+    for point in (stack.state / "crash").iterdir():
+        point.unlink()
+
+
 @pytest.fixture(autouse=True)
 def invariants(
-    gateway: httpx.Client, stripe_api: stripe.StripeClient, mail: "Mail"
+    stack: Stack, gateway: httpx.Client, stripe_api: stripe.StripeClient, mail: "Mail"
 ) -> Iterator[None]:
-    """After every e2e test: money kept only for completed orders, stock conserved with
-    nothing left reserved, one email per final order."""
+    """After every e2e test on the shared stack: the stack put back as the test found it,
+    then money kept only for completed orders, stock conserved with nothing left reserved,
+    one email per final order."""
     first = len(PLACED)
     yield
+    put_back(stack)
     for order_id, email in PLACED[first:]:
         status = final_status(gateway, order_id, timeout=90)["status"]
         kept, held = money_kept(stripe_api, order_id)

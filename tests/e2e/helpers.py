@@ -1,13 +1,12 @@
 """Bounded waits and small readers shared by the e2e tests."""
 
-import time
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
-T = TypeVar("T")
+from shop.dev.eventually import eventually as eventually  # the one way to wait, for e2e tests
+
 FINAL = {"completed", "failed", "cancelled"}
 # Every order a test places (order id, customer email): the invariant check reads it.
 PLACED: list[tuple[str, str]] = []
@@ -18,18 +17,6 @@ SECRETS: dict[str, str] = {}
 def track(order_id: str, email: str) -> str:
     PLACED.append((order_id, email))
     return order_id
-
-
-def eventually(probe: Callable[[], T | None], timeout: float = 30, every: float = 0.1) -> T:
-    """Calls probe until it returns something truthy, at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
-        time.sleep(every)
 
 
 def customer() -> str:

