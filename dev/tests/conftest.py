@@ -16,6 +16,8 @@ import stripe
 import uvicorn
 from fastapi import FastAPI
 
+from shop.dev.eventually import eventually
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -30,8 +32,7 @@ def serving(app: FastAPI) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    while not server.started:
-        time.sleep(0.01)
+    eventually(lambda: server.started, 10, every=0.01, what="the app listening")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -67,13 +68,12 @@ class Receiver:
 
     def wait_for(self, count: int, timeout: float = 10) -> list[Delivery]:
         """Until at least `count` deliveries came (acknowledged or not); all of them."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def arrived() -> list[Delivery] | None:
             with self.lock:
-                if len(self.deliveries) >= count:
-                    return list(self.deliveries)
-            time.sleep(0.02)
-        raise TimeoutError(f"{len(self.deliveries)} deliveries, not {count}")
+                return list(self.deliveries) if len(self.deliveries) >= count else None
+
+        return eventually(arrived, timeout, every=0.02, what=f"{count} webhook deliveries")
 
     def of_type(self, type_: str) -> list[Delivery]:
         with self.lock:
@@ -87,7 +87,7 @@ def receiving() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-            if receiver.delay:
+            if receiver.delay:  # a slow endpoint, on purpose
                 time.sleep(receiver.delay)
             with receiver.lock:
                 receiver.deliveries.append(
@@ -116,6 +116,13 @@ def receiving() -> Iterator[Receiver]:
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A webhook endpoint for one test."""
+    with receiving() as r:
+        yield r
+
+
+@pytest.fixture
+def second_receiver() -> Iterator[Receiver]:
+    """Another one, for a test that moves the emulator from one endpoint to the other."""
     with receiving() as r:
         yield r
 

@@ -2,7 +2,6 @@
 
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ import pytest
 import stripe
 import uvicorn
 
+from shop.dev.eventually import eventually
 from shop.dev.stripe_emulator import create_app
 
 
@@ -25,8 +25,7 @@ def emulator(ledger: Path | None = None) -> Iterator[stripe.StripeClient]:
     server = uvicorn.Server(uvicorn.Config(create_app(ledger), port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    while not server.started:
-        time.sleep(0.01)
+    eventually(lambda: server.started, 10, every=0.01, what="the emulator listening")
     try:
         yield stripe.StripeClient(
             "sk_test_unit",

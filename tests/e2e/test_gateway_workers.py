@@ -13,7 +13,7 @@ from httpx_sse import aconnect_sse
 
 from shop.dev.stack import Ports, Stack
 
-from .helpers import customer
+from .helpers import customer, eventually
 
 CLIENTS = 12
 
@@ -42,7 +42,8 @@ def workers(pid: int) -> list[int]:
 
 def test_every_client_follows_its_order_to_the_end_on_two_workers(workers_stack: Stack) -> None:
     gateway_pid = int(workers_stack.ctl("pid", "gateway").strip())
-    assert len(workers(gateway_pid)) == 2
+    # the first worker may answer /readyz while the second is still being spawned
+    eventually(lambda: len(workers(gateway_pid)) == 2, what="two gateway workers")
 
     async def place_and_follow(client: httpx.AsyncClient) -> list[str]:
         body = {

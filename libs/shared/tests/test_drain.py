@@ -21,8 +21,10 @@ class Restate:
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+        self.asked = asyncio.Event()  # set when the invocation reads its next message
 
     async def receive(self) -> dict[str, object]:
+        self.asked.set()
         return await self.queue.get()
 
 
@@ -32,16 +34,16 @@ async def test_the_input_ends_once_on_shutdown_then_only_the_disconnect_passes()
     restate.queue.put_nowait(chunk(b"start"))
     assert await receive() == chunk(b"start")
 
+    restate.asked.clear()
     waiting = asyncio.ensure_future(receive())  # the SDK waits for Restate's next message
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(restate.asked.wait(), 1)
     draining.start()
     assert await asyncio.wait_for(waiting, 1) == END_OF_INPUT
 
-    # A completion Restate sent meanwhile is not passed on (it is sent again on resumption).
+    # A completion Restate sent meanwhile is not passed on (it is sent again on resumption):
+    # queued before the disconnect, it would come out first if it were (no wait needed).
     restate.queue.put_nowait(chunk(b"late completion"))
     after = asyncio.ensure_future(receive())
-    await asyncio.sleep(0.01)
-    assert not after.done()
     restate.queue.put_nowait(DISCONNECT)
     assert await asyncio.wait_for(after, 1) == DISCONNECT
 
@@ -53,8 +55,8 @@ async def test_an_input_restate_ended_is_not_ended_again() -> None:
     assert await receive() == chunk(b"all of it", more=False)
     waiting = asyncio.ensure_future(receive())
     draining.start()
-    await asyncio.sleep(0.01)
-    assert not waiting.done()  # no second end of input
+    # No second end of input: the shutdown comes before the disconnect (even before the
+    # receive runs), so a second end would come out first (no wait needed).
     restate.queue.put_nowait(DISCONNECT)
     assert await asyncio.wait_for(waiting, 1) == DISCONNECT
 

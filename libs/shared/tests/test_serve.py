@@ -95,12 +95,13 @@ async def test_one_http2_connection_carries_any_number_of_requests() -> None:
     )
     try:
         async with httpx.AsyncClient(http1=False, http2=True) as client:
-            for _ in range(60):  # until it listens
-                try:
-                    await client.get(f"http://127.0.0.1:{port}/")
-                    break
-                except httpx.ConnectError:
-                    await asyncio.sleep(0.05)
+            async with asyncio.timeout(10):  # until it listens
+                while True:
+                    try:
+                        await client.get(f"http://127.0.0.1:{port}/")
+                        break
+                    except httpx.ConnectError:
+                        await asyncio.sleep(0.05)
             for _ in range(12):  # 1,200 requests, 100 at a time (hypercorn's default cap: 1,000)
                 replies = await asyncio.gather(
                     *(client.get(f"http://127.0.0.1:{port}/") for _ in range(100))

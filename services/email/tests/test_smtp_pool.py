@@ -71,7 +71,11 @@ async def test_a_connection_the_server_dropped_is_replaced(mailbox) -> None:  # 
     restarted = Controller(box, hostname=server.hostname, port=server.port)
     restarted.start()
     try:
-        await asyncio.sleep(0.2)  # idle meanwhile: the pool's loop sees the connection end
+        # Idle meanwhile, until the pool's loop has seen the connection end (a transport's
+        # state: no event to await).
+        async with asyncio.timeout(5):
+            while pool.idle[0].is_connected:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
         await send(pool, 2)
     finally:
         restarted.stop()

@@ -1,7 +1,8 @@
-import time
+from types import SimpleNamespace
 
 import pytest
 
+from shop.gateway import admission
 from shop.gateway.admission import InFlight, Overloaded
 from shop.shared.models import OrderState, OrderStatus
 
@@ -17,13 +18,19 @@ def test_admits_up_to_the_limit_and_again_once_an_order_finishes() -> None:
     in_flight.admit(feed_connected=True)
 
 
-def test_an_order_never_seen_finishing_stops_counting_after_max_age() -> None:
+def test_an_order_never_seen_finishing_stops_counting_after_max_age(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The test's clock: with a real one a stalled test thread would age the order early.
+    now = [1000.0]
+    monkeypatch.setattr(admission, "time", SimpleNamespace(monotonic=lambda: now[0]))
     in_flight = InFlight(limit=1, max_age=0.05)
     in_flight.admit(feed_connected=True)
     in_flight.start("lost")
+    now[0] += 0.04
     with pytest.raises(Overloaded):
         in_flight.admit(feed_connected=True)
-    time.sleep(0.06)
+    now[0] += 0.02
     in_flight.admit(feed_connected=True)
 
 
