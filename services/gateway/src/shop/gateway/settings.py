@@ -1,4 +1,5 @@
 import logging
+import re
 from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
@@ -11,6 +12,12 @@ log = logging.getLogger(__name__)
 DEV_ADMIN_TOKEN = "dev-admin-token"
 # The local stack's Stripe webhook signing secret (the emulator signs with it): dev mode only.
 DEV_WEBHOOK_SECRET = "whsec_shop_dev"
+# Outside dev mode: an admin token as long as `openssl rand -hex 16` prints, and a webhook
+# secret in Stripe's format (whsec_ and at least 24 base64 characters). A placeholder copied
+# from an example (replace-me, changeme...) never starts production.
+MIN_ADMIN_TOKEN_LENGTH = 32
+WEBHOOK_SECRET_FORMAT = re.compile(r"whsec_[A-Za-z0-9+/=]{24,}")
+PLACEHOLDER = re.compile(r"replace|change.?me|example|your|secret|token|xxxx", re.IGNORECASE)
 
 
 class GatewaySettings(ShopSettings):
@@ -60,6 +67,11 @@ class GatewaySettings(ShopSettings):
                 "read in the README: set a secret of your own, or SHOP_DEV_MODE=true for local "
                 "use."
             )
+        if len(token) < MIN_ADMIN_TOKEN_LENGTH or len(set(token)) < 8 or PLACEHOLDER.search(token):
+            raise ValueError(
+                f"ADMIN_TOKEN is too weak or a placeholder: it takes at least "
+                f"{MIN_ADMIN_TOKEN_LENGTH} random characters (e.g. `openssl rand -hex 32`)."
+            )
         return self
 
     @model_validator(mode="after")
@@ -79,6 +91,12 @@ class GatewaySettings(ShopSettings):
             raise ValueError(
                 f"STRIPE_WEBHOOK_SECRET is the published dev secret {DEV_WEBHOOK_SECRET!r}: set "
                 "the endpoint's own signing secret, or SHOP_DEV_MODE=true for local use."
+            )
+        body = secret.removeprefix("whsec_")
+        if not WEBHOOK_SECRET_FORMAT.fullmatch(secret) or PLACEHOLDER.search(body):
+            raise ValueError(
+                "STRIPE_WEBHOOK_SECRET is not a Stripe signing secret (whsec_ and at least 24 "
+                "letters and digits, as Stripe shows it for the endpoint) or is a placeholder."
             )
         return self
 
