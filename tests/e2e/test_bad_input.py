@@ -1,5 +1,7 @@
 """Bad input: a clear 4xx naming the field, and no workflow started for it."""
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
@@ -66,3 +68,25 @@ def test_unknown_order_is_404(gateway: httpx.Client, path: str) -> None:
     response = gateway.get(path)
     assert response.status_code == 404
     assert "error" in response.json()
+
+
+def streamed(size: int, chunk: int = 64 * 1024) -> Iterator[bytes]:
+    """A body sent chunked, with no Content-Length to refuse it by."""
+    for _ in range(size // chunk):
+        yield b" " * chunk
+
+
+@pytest.mark.parametrize(
+    ("path", "size"),
+    [("/api/orders", 1024**2), ("/orders", 1024**2), ("/webhooks/stripe", 8 * 1024**2)],
+)
+@pytest.mark.parametrize("sent", ["declared", "streamed"])
+def test_a_body_beyond_the_routes_limit_is_413_and_starts_nothing(
+    gateway: httpx.Client, restate_admin: Restate, path: str, size: int, sent: str
+) -> None:
+    before = restate_admin.workflow_runs()
+    body = b" " * size if sent == "declared" else streamed(size)
+    response = gateway.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert "request body too large" in response.json()["error"]
+    assert restate_admin.workflow_runs() == before

@@ -13,6 +13,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from shop.gateway import api, errors, pages, webhooks
 from shop.gateway.admission import InFlight
+from shop.gateway.body_limit import BodyLimit
 from shop.gateway.deps import Hub, Ingress
 from shop.gateway.progress_hub import ProgressHub
 from shop.gateway.responses import NOT_READY
@@ -54,6 +55,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         # carries the trace context on into Restate's ingress.
         FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,static")
     errors.install(app)
+    app.add_middleware(BodyLimit)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(webhooks.router)
