@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from .conftest import Restate
+from .helpers import final_status, place
 
 GOOD = {
     "customer_email": "ann@example.com",
@@ -90,3 +91,14 @@ def test_a_body_beyond_the_routes_limit_is_413_and_starts_nothing(
     assert response.status_code == 413, response.text
     assert "request body too large" in response.json()["error"]
     assert restate_admin.workflow_runs() == before
+
+
+@pytest.mark.parametrize("seen", [b"\xb2", b"\xd9\xa3", b"12abc", b"-1", b"9" * 40])
+def test_a_last_event_id_that_is_no_number_is_ignored(gateway: httpx.Client, seen: bytes) -> None:
+    """`\xb2` is `²` in Latin-1, the headers' encoding: a digit to str.isdigit, not to int."""
+    order_id = place(gateway, [{"product_id": "sticker-pack", "quantity": 1}])
+    final_status(gateway, order_id)
+    for path in (f"/api/orders/{order_id}/events", f"/orders/{order_id}/events"):
+        response = gateway.get(path, headers={"Last-Event-ID": seen})
+        assert response.status_code == 200, (path, response.text)
+        assert "data:" in response.text  # the final event, as for a client that saw none

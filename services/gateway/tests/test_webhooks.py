@@ -15,7 +15,7 @@ from shop.gateway import errors, webhooks
 from shop.gateway.restate_ingress import RestateIngress
 from shop.gateway.settings import GatewaySettings
 
-SECRET = "whsec_unit_test"
+SECRET = "whsec_unitTest0123456789abcdefXYZ"
 KNOWN = "ord_0123456789abcdef01234567"
 UNKNOWN = "ord_ffffffffffffffffffffffff"
 
@@ -44,7 +44,9 @@ async def gateway(restate: Restate) -> AsyncIterator[httpx.AsyncClient]:
     errors.install(app)
     app.include_router(webhooks.router)
     app.state.settings = GatewaySettings(
-        admin_token="unit-test-token", stripe_webhook_secret=SECRET, shop_dev_mode=False
+        admin_token="5d2f8a91c7e04b36a8f1d9c2e7b40a6f",
+        stripe_webhook_secret=SECRET,
+        shop_dev_mode=False,
     )
     restate_api = httpx.AsyncClient(
         base_url="http://restate", transport=httpx.MockTransport(restate.handle)

@@ -10,6 +10,7 @@ push delays an update but never loses it, without polling Restate for every idle
 
 import asyncio
 import random
+import re
 from collections.abc import AsyncIterator, Callable
 
 from fastapi import Response
@@ -64,6 +65,14 @@ async def next_update(queue: Queue, wait: float) -> OrderStatus | None:
         return None
 
 
+def seen_event(last_event_id: str | None) -> int | None:
+    """The event id the client says it saw; anything but a plain ASCII number (`²` is a
+    digit to str.isdigit, not to int) is ignored, as if the header were not there."""
+    if last_event_id and re.fullmatch(r"[0-9]{1,18}", last_event_id):
+        return int(last_event_id)
+    return None
+
+
 async def event_stream(
     ingress: RestateIngress,
     hub: ProgressHub,
@@ -74,7 +83,7 @@ async def event_stream(
 ) -> Response:
     """An SSE response of `render(status)` events; 404 for unknown orders, and 204 (which
     tells EventSource to stop reconnecting) once the client has seen the final event."""
-    last_seen = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+    last_seen = seen_event(last_event_id)
     snapshot = await ingress.order_status(order_id)
     if snapshot.is_final and last_seen is not None and last_seen >= snapshot.seq:
         return Response(status_code=204)
