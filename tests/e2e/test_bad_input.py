@@ -98,7 +98,7 @@ def test_a_last_event_id_that_is_no_number_is_ignored(gateway: httpx.Client, see
     """`\xb2` is `²` in Latin-1, the headers' encoding: a digit to str.isdigit, not to int."""
     order_id = place(gateway, [{"product_id": "sticker-pack", "quantity": 1}])
     final_status(gateway, order_id)
-    for path in (f"/api/orders/{order_id}/events", f"/orders/{order_id}/events"):
+    for path in (f"/api/orders/{order_id}/events", f"/orders/{order_id}/stream"):
         response = gateway.get(path, headers={"Last-Event-ID": seen})
         assert response.status_code == 200, (path, response.text)
         assert "data:" in response.text  # the final event, as for a client that saw none

@@ -11,10 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 import stripe
 from httpx_sse import connect_sse
 
 from shop.dev.stack import Stack
+from shop.shared import progress_feed
+from shop.shared.models import OrderStatus
 
 from .conftest import PAYMENT_AUTH_TIMEOUT_SECONDS, Mail, Restate
 from .helpers import available, cancel, customer, eventually, final_status, place, status_of
@@ -311,3 +314,32 @@ def test_a_genuine_event_about_no_known_order_is_acknowledged_and_creates_nothin
     )
     assert invocations[0]["n"] == 0
     assert gateway.get(f"/api/orders/{stranger}").status_code == 404
+
+
+def test_a_forged_push_through_valkey_puts_no_link_on_the_page_nor_ends_its_stream(
+    stack: Stack, gateway: httpx.Client
+) -> None:
+    """Valkey carries hints: a `javascript:` link to the bank is dropped, and the stream ends
+    on the durable final status only, not on a pushed one claiming a later step."""
+    order_id = place(gateway, STICKERS, payment_method=AUTH_CARD)
+    action_url = waiting_for_the_bank(gateway, order_id)
+    now = OrderStatus.model_validate(
+        {**status_of(gateway, order_id), "seq": 1, "cancellable": True}
+    )
+    valkey = redis.Redis(port=stack.ports.valkey)
+    forged = [
+        now.model_copy(update={"seq": 10**6, "action_url": "javascript:alert(document.cookie)"}),
+        now.model_copy(
+            update={"seq": 10**6 + 1, "status": "completed", "step": "completed", "percent": 100}
+        ),
+    ]
+    with gateway.stream("GET", f"/orders/{order_id}/stream") as stream:
+        lines = stream.iter_lines()
+        eventually(lambda: next(lines).startswith("data:"))  # the durable snapshot
+        for status in forged:
+            valkey.publish(progress_feed.CHANNEL, status.model_dump_json())
+        bank_answers(stack, action_url, "complete")
+        received = list(lines)
+    assert not [line for line in received if "javascript:" in line]
+    assert "event: done" in received
+    assert final_status(gateway, order_id)["status"] == "completed"

@@ -1,4 +1,6 @@
-from shop.email.messages import compose, message_id
+import pytest
+
+from shop.email.messages import compose, deliverable, message_id
 from shop.shared.models import EmailRequest, OrderLine
 
 
@@ -43,3 +45,14 @@ def test_failure_mail_gives_the_reason_and_says_nothing_is_charged() -> None:
         "payment declined" in msg.get_content() and "Nothing has been charged" in msg.get_content()
     )
     assert msg["Message-ID"] == message_id("ord_2", "failed")
+
+
+def test_an_internationalised_domain_is_sent_as_punycode() -> None:
+    assert deliverable("x@bücher.de") == "x@xn--bcher-kva.de"
+    assert deliverable("ann@example.com") == "ann@example.com"
+    assert deliverable("ü@example.com") == "ü@example.com"  # only SMTPUTF8 can carry it
+
+
+def test_a_domain_no_idna_can_encode_is_refused() -> None:
+    with pytest.raises(ValueError, match="no valid internationalised name"):
+        deliverable("x@" + "ü" * 80 + ".de")  # a label longer than 63 characters

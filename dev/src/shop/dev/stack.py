@@ -245,6 +245,8 @@ class Stack:
             "STRIPE_API_BASE": self.stripe_url,
             "STRIPE_API_KEY": os.environ.get("STRIPE_API_KEY", "sk_test_shop_dev"),
             "STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
+            # The emulator's 3-D Secure pages: the order page may link there, not only https:.
+            "PAYMENT_PAGE_URL": self.stripe_url,
             "ADMIN_TOKEN": os.environ.get("ADMIN_TOKEN", ADMIN_TOKEN_DEV),
             "RESTATE_REGISTER_FORCE": "true",  # dev: the code at a URL changes in place
             # Services accept only requests Restate signed, as in production; dev mode allows

@@ -17,13 +17,19 @@ smtp = SmtpPool(settings.smtp_host, settings.smtp_port, settings.smtp_timeout_se
 
 
 async def deliver(request: EmailRequest) -> EmailReceipt:
-    msg = compose(request, settings.mail_from)
+    try:
+        msg = compose(request, settings.mail_from)
+    except ValueError as e:
+        raise TerminalError(f"mail not sent: {e}", status_code=422) from e
     try:
         # No SMTP instrumentation library exists: this span is the SMTP call. It names the
         # order and the kind of mail, never the address.
         with step("smtp send", request.order_id, **{"shop.email.kind": request.kind}):
             async with smtp.connection() as connection:
                 await connection.send_message(msg)
+    except aiosmtplib.SMTPNotSupported as e:
+        # A local part in Unicode, and a server without SMTPUTF8: no retry can change that.
+        raise TerminalError(f"mail not sent: {e}", status_code=422) from e
     except aiosmtplib.SMTPRecipientsRefused as e:
         if all(r.code >= 500 for r in e.recipients):
             raise TerminalError(f"mail refused: {e.recipients[0].message}", 422) from e

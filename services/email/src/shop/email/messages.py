@@ -29,6 +29,17 @@ CLOSINGS = {
 }
 
 
+def deliverable(address: str) -> str:
+    """The address as SMTP takes it: an internationalised domain in punycode
+    (x@bücher.de -> x@xn--bcher-kva.de), which every server accepts. A non-ASCII local part
+    stays as it is: only a server that offers SMTPUTF8 takes it (the send says so)."""
+    local, _, domain = address.rpartition("@")
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError as e:
+        raise ValueError("the address's domain is no valid internationalised name") from e
+
+
 def compose(request: EmailRequest, sender: str) -> EmailMessage:
     values = {
         "order_id": request.order_id,
@@ -37,7 +48,7 @@ def compose(request: EmailRequest, sender: str) -> EmailMessage:
     }
     msg = EmailMessage()
     msg["From"] = sender
-    msg["To"] = request.to
+    msg["To"] = deliverable(request.to)
     msg["Subject"] = SUBJECTS[request.kind].format(**values)
     msg["Message-ID"] = message_id(request.order_id, request.kind)
     lines = "\n".join(

@@ -80,7 +80,8 @@ def received_message() -> str:
 
 
 async def notify(ctx: WorkflowContext, order: Order, kind: EmailKind, reason: str | None) -> str:
-    """Emails the customer; a mail that bounces for good never undoes the order."""
+    """Emails the customer; a mail that cannot be sent (refused for good, or to an address the
+    mail server cannot take) never undoes the order nor keeps it from its final status."""
     request = EmailRequest(
         order_id=order.order_id,
         to=order.customer_email,
@@ -96,7 +97,7 @@ async def notify(ctx: WorkflowContext, order: Order, kind: EmailKind, reason: st
         # The SMTP server's words may quote the address: they go to the log, not the status,
         # which anyone with the order's id can read.
         log.warning("email for %s not delivered: %s", order.order_id, e.message)
-        return "the email could not be delivered"
+        return "email could not be sent"
     return "email sent"
 
 

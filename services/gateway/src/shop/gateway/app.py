@@ -35,7 +35,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             restate_client(settings.restate_admin_url, timeout) as admin,
         ):
             in_flight = InFlight(settings.max_orders_in_flight, settings.order_in_flight_seconds)
-            hub = ProgressHub(settings.valkey_url, on_status=in_flight.observe)
+            hub = ProgressHub(
+                settings.valkey_url,
+                on_status=in_flight.observe,
+                payment_page_url=settings.payment_page_url,
+            )
             hub_task = asyncio.create_task(hub.run())
             app.state.in_flight = in_flight
             app.state.settings = settings

@@ -31,6 +31,18 @@ async def follow(
     `snapshot` is the durable status, just read (one read per connection: with thousands of
     browsers connecting at once, each read is an invocation in Restate)."""
     order_id, seen = snapshot.order_id, -1 if last_seen is None else last_seen
+
+    async def durable_if_final(pushed: OrderStatus) -> OrderStatus | None:
+        """What Valkey pushed is a hint: the stream ends only on the durable final status
+        (one more read per stream), never on a forged or garbled push."""
+        if not pushed.is_final:
+            return pushed
+        try:
+            status = await ingress.order_status(order_id)
+        except RestateUnavailable:  # the stream stays; the next poll tries again
+            return None
+        return status if status.is_final else None
+
     with hub.listen(order_id) as queue:
         # Subscribed now: what was pushed since the snapshot was read is in the history, as
         # is what a reconnecting client missed. A first connection starts at the snapshot.
@@ -38,20 +50,27 @@ async def follow(
         missed = await hub.history(order_id, after)
         status = snapshot
         for update in sorted([*missed, snapshot], key=lambda s: s.seq):
+            if update is not snapshot and (update := await durable_if_final(update)) is None:
+                break
             if update.seq > seen:
                 seen, status = update.seq, update
                 yield update
         while not status.is_final:
             quiet = POLL_SECONDS_WHEN_SILENT * random.uniform(1, 1.2)  # spread the re-reads
-            update = await next_update(
+            pushed = await next_update(
                 queue, quiet if hub.connected else POLL_SECONDS_WHILE_VALKEY_DOWN
             )
-            try:
-                status = update or await ingress.order_status(order_id)
-            except RestateUnavailable:  # the stream stays; the next poll tries again
-                continue
-            if status.seq > seen:
-                seen = status.seq
+            if pushed is not None:
+                update = await durable_if_final(pushed)
+            else:
+                try:
+                    update = await ingress.order_status(order_id)
+                except RestateUnavailable:  # the stream stays; the next poll tries again
+                    continue
+            # A durable final status always ends the stream, even behind a forged push that
+            # claimed a later seq.
+            if update is not None and (update.seq > seen or update.is_final):
+                seen, status = max(seen, update.seq), update
                 yield status
 
 

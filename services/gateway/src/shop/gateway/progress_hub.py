@@ -17,14 +17,33 @@ log = logging.getLogger(__name__)
 Queue = asyncio.Queue[OrderStatus | None]
 
 
+def pushed_status(raw: bytes | str, payment_page_url: str = "") -> OrderStatus:
+    """A status pushed through Valkey, which is a hint, not the order's record: its link to
+    the customer's bank is kept only if it goes where payments' links go (https:, or the
+    Stripe emulator's page in dev), so that whoever can publish to Valkey cannot put a
+    `javascript:` or look-alike link on the order page. Raises ValueError if malformed."""
+    status = OrderStatus.model_validate_json(raw)
+    url = status.action_url
+    if url and not (url.startswith("https://") or trusted_page(url, payment_page_url)):
+        log.warning("dropping a pushed bank link that is not https: for %s", status.order_id)
+        status = status.model_copy(update={"action_url": None})
+    return status
+
+
+def trusted_page(url: str, base: str) -> bool:
+    return bool(base) and url.startswith(base.rstrip("/") + "/")
+
+
 class ProgressHub:
     def __init__(
         self,
         valkey_url: str,
         on_status: Callable[[OrderStatus], None] = lambda status: None,
         timeout: float = 1.0,
+        payment_page_url: str = "",
     ) -> None:
         self.valkey_url, self.on_status = valkey_url, on_status
+        self.payment_page_url = payment_page_url
         self.valkey = redis.Redis.from_url(
             valkey_url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
@@ -51,7 +70,11 @@ class ProgressHub:
         except RedisError as e:
             log.warning("progress history for %s unavailable: %s", order_id, e)
             return []
-        return [OrderStatus.model_validate_json(fields[b"status"]) for _, fields in entries]
+        statuses = []
+        for _, fields in entries:
+            with contextlib.suppress(ValueError):  # malformed: ignored, as a live one is
+                statuses.append(pushed_status(fields[b"status"], self.payment_page_url))
+        return statuses
 
     def set_connected(self, connected: bool) -> None:
         """Every change wakes all clients to re-read the durable status: after an outage
@@ -64,7 +87,7 @@ class ProgressHub:
 
     def dispatch(self, raw: bytes) -> None:
         try:
-            status = OrderStatus.model_validate_json(raw)
+            status = pushed_status(raw, self.payment_page_url)
         except ValueError:
             log.warning("ignoring malformed progress message: %r", raw[:200])
             return

@@ -34,6 +34,9 @@ class GatewaySettings(ShopSettings):
     restate_ui_url: str = "http://127.0.0.1:9070/ui"
     # Where SREs open traces (links from the order and operator pages to each order's trace).
     jaeger_ui_url: str = "http://127.0.0.1:16686"
+    # PAYMENT_PAGE_URL: a base URL besides https: ones that the order page may link to for the
+    # bank's confirmation (3-D Secure): the Stripe emulator's public URL in dev and tests.
+    payment_page_url: str = ""
     sse_ping_seconds: int = 15
     # Processes serving the gateway's port (GATEWAY_WORKERS), each with its own Valkey
     # subscription and admission bound: more cores for thousands of SSE streams.
