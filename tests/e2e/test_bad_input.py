@@ -87,7 +87,8 @@ def test_a_body_beyond_the_routes_limit_is_413_and_starts_nothing(
 ) -> None:
     before = restate_admin.workflow_runs()
     body = b" " * size if sent == "declared" else streamed(size)
-    response = gateway.post(path, content=body, headers={"content-type": "application/json"})
+    kind = "application/x-www-form-urlencoded" if path == "/orders" else "application/json"
+    response = gateway.post(path, content=body, headers={"content-type": kind})
     assert response.status_code == 413, response.text
     assert "request body too large" in response.json()["error"]
     assert restate_admin.workflow_runs() == before

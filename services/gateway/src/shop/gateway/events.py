@@ -22,6 +22,8 @@ from shop.shared.models import OrderStatus
 
 POLL_SECONDS_WHILE_VALKEY_DOWN = 3.0
 POLL_SECONDS_WHEN_SILENT = 60.0
+# Re-reads of the durable status after a pushed final one, until it says final too (~3 s).
+CONFIRM_FINAL_PAUSES = (0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
 
 async def follow(
@@ -33,15 +35,20 @@ async def follow(
     order_id, seen = snapshot.order_id, -1 if last_seen is None else last_seen
 
     async def durable_if_final(pushed: OrderStatus) -> OrderStatus | None:
-        """What Valkey pushed is a hint: the stream ends only on the durable final status
-        (one more read per stream), never on a forged or garbled push."""
+        """What Valkey pushed is a hint: the stream ends only on the durable final status,
+        never on a forged or garbled push. The workflow pushes right after it writes its
+        state, which Restate may apply a moment later: a few quick re-reads catch up."""
         if not pushed.is_final:
             return pushed
-        try:
-            status = await ingress.order_status(order_id)
-        except RestateUnavailable:  # the stream stays; the next poll tries again
-            return None
-        return status if status.is_final else None
+        for pause in CONFIRM_FINAL_PAUSES:
+            await asyncio.sleep(pause)
+            try:
+                status = await ingress.order_status(order_id)
+            except RestateUnavailable:  # the stream stays; the next poll tries again
+                return None
+            if status.is_final:
+                return status
+        return None
 
     with hub.listen(order_id) as queue:
         # Subscribed now: what was pushed since the snapshot was read is in the history, as
