@@ -27,7 +27,7 @@ def test_order_completes_with_one_charge_one_email_and_stock_taken(
     assert status["percent"] == 100
     intents = stripe_api.v1.payment_intents.list(params={"metadata": {"order_id": order_id}})
     assert [(i.status, i.amount, i.currency) for i in intents.data] == [("succeeded", 4200, "eur")]
-    assert status["result"]["payment_intent_id"] == intents.data[0].id
+    assert "payment_intent_id" not in status["result"]  # for operators, not whoever has the id
     messages = mail.to(email, order_id)
     assert len(messages) == 1
     body = messages[0].get_payload()

@@ -9,9 +9,8 @@ from shop.gateway.orders import (
     build_order,
     fingerprint,
     new_secret,
-    secret_matches,
-    sha256,
 )
+from shop.shared.ownership import secret_matches, sha256
 
 
 def request(**overrides: object) -> OrderRequest:

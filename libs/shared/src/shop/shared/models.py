@@ -147,11 +147,25 @@ class OrderStatus(BaseModel):
 CancelOutcome = Literal["cancelled", "fulfilling", "failed"]
 
 
+class CancelRequest(BaseModel):
+    """A cancel carries its right to cancel: the order's secret, or an operator's token."""
+
+    secret: str
+
+
 class CancelReply(BaseModel):
-    """What a cancel request came to: `cancelled`, or too late (`fulfilling`, `failed`)."""
+    """What a cancel request came to: `cancelled`, too late (`fulfilling`, `failed`), or
+    `refused` (neither the order's secret nor an operator's token: nothing was done)."""
 
     order_id: str
-    outcome: CancelOutcome
+    outcome: CancelOutcome | Literal["refused"]
+
+
+class Restock(BaseModel):
+    """An operator sets a SKU's available stock: the ADMIN_TOKEN goes with it."""
+
+    quantity: int = Field(ge=0)
+    operator_token: str
 
 
 class PaymentEvent(BaseModel):

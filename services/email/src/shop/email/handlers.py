@@ -12,7 +12,7 @@ from shop.shared.crash import crash_point
 from shop.shared.models import EmailReceipt, EmailRequest
 from shop.shared.telemetry import step
 
-email = restate.Service(names.EMAIL)
+email = restate.Service(names.EMAIL, ingress_private=True)  # only the workflows send mail
 smtp = SmtpPool(settings.smtp_host, settings.smtp_port, settings.smtp_timeout_seconds)
 
 

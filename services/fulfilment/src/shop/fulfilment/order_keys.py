@@ -41,7 +41,7 @@ async def start(ctx: ObjectContext, request: KeyedOrder) -> KeyedOrderReply:
     return KeyedOrderReply(outcome="replayed", order_id=record.order.order_id, secret=record.secret)
 
 
-@order_keys.handler()
+@order_keys.handler(ingress_private=True)  # only the key's own delayed message
 async def forget(ctx: ObjectContext) -> None:
     """The key's retention is over: it may name a new order."""
     ctx.clear_all()

@@ -1,12 +1,13 @@
 from datetime import timedelta
 
+from shop.shared.ownership import OperatorSettings
 from shop.shared.settings import ServiceSettings
 
 # How long a finished order's workflow (its status, its page) is kept by Restate.
 ORDER_RETENTION = timedelta(days=7)
 
 
-class FulfilmentSettings(ServiceSettings):
+class FulfilmentSettings(ServiceSettings, OperatorSettings):
     port: int = 9081
     # How long a customer may cancel before the payment is captured (a durable timer).
     cancel_window_seconds: float = 5

@@ -22,20 +22,24 @@ from restate import TerminalError, WorkflowContext, WorkflowSharedContext
 from shop.fulfilment.progress import STATUS_KEY, Progress
 from shop.fulfilment.settings import ORDER_RETENTION, settings
 from shop.shared import calls, names
+from shop.shared.catalog import CATALOG
 from shop.shared.models import (
     CancelOutcome,
     CancelReply,
+    CancelRequest,
     Charge,
     ChargeRequest,
     EmailKind,
     EmailRequest,
     FulfilmentResult,
     Order,
+    OrderLine,
     OrderStatus,
     PaymentEvent,
     Reservation,
     money,
 )
+from shop.shared.ownership import secret_matches
 from shop.shared.progress_feed import AUTHENTICATING, RESERVED
 
 fulfilment = restate.Workflow(names.FULFILMENT)
@@ -66,6 +70,27 @@ async def cancel_window() -> float:
 
 async def payment_auth_timeout() -> float:
     return settings.payment_auth_timeout_seconds
+
+
+def priced(order: Order) -> Order:
+    """The order at the catalog's names, prices and currency: whoever starts a run (the run is
+    reachable on Restate's ingress) never sets what is charged."""
+    unknown = sorted(line.product_id for line in order.lines if line.product_id not in CATALOG)
+    if unknown:
+        raise TerminalError(f"unknown products {unknown}", status_code=400)
+    lines = [
+        OrderLine(
+            product_id=line.product_id,
+            name=CATALOG[line.product_id].name,
+            quantity=line.quantity,
+            unit_price_cents=CATALOG[line.product_id].price_cents,
+        )
+        for line in order.lines
+    ]
+    currencies = {CATALOG[line.product_id].currency for line in lines}
+    if len(currencies) != 1:
+        raise TerminalError("an order is paid in one currency", status_code=400)
+    return order.model_copy(update={"lines": lines, "currency": currencies.pop()})
 
 
 def duration(seconds: float) -> str:
@@ -157,6 +182,7 @@ async def confirm_with_bank(ctx: WorkflowContext, progress: Progress, charge: Ch
 async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
     if ctx.key() != order.order_id:
         raise TerminalError("order_id does not match the workflow key", status_code=400)
+    order = priced(order)
     # Steps that do not need each other's answers are sent together and awaited after, so
     # each costs no round trip to Restate of its own: the owner's digest, the window's
     # length and the authorization; later, the look for a cancel and the decision to fulfil.
@@ -276,8 +302,7 @@ async def payment_authenticated(ctx: WorkflowSharedContext, event: PaymentEvent)
         await ctx.promise(PAYMENT_AUTH, type_hint=str).resolve(event.type)
 
 
-@fulfilment.handler()
-async def owner(ctx: WorkflowSharedContext) -> str:
+async def owner_digest(ctx: WorkflowSharedContext) -> str:
     """The digest of the order's secret ("" if it has none). Waits for the run to record it
     when the run has not started yet; callers check first that the order exists."""
     digest = await ctx.promise(OWNER, type_hint=str).peek()
@@ -288,8 +313,34 @@ async def owner(ctx: WorkflowSharedContext) -> str:
     return digest
 
 
+@fulfilment.handler(ingress_private=True)
+async def owner(ctx: WorkflowSharedContext) -> str:
+    """The digest of the order's secret, for other services only."""
+    return await owner_digest(ctx)
+
+
+async def may_cancel(secret: str, digest: str) -> bool:
+    return secret_matches(secret, digest) or settings.is_operator(secret)
+
+
 @fulfilment.handler()
+async def cancel_with_secret(ctx: WorkflowSharedContext, request: CancelRequest) -> CancelReply:
+    """The customer's cancel (with the order's secret) or an operator's (with ADMIN_TOKEN),
+    checked here as well as at the gateway; anything else is `refused` and changes nothing.
+    The check is journaled, so a replay takes the same path whatever the settings are now."""
+    digest = await owner_digest(ctx)
+    if not await ctx.run_typed("may-cancel", may_cancel, secret=request.secret, digest=digest):
+        return CancelReply(order_id=ctx.key(), outcome="refused")
+    return await cancel_run(ctx)
+
+
+@fulfilment.handler(ingress_private=True)
 async def cancel(ctx: WorkflowSharedContext) -> CancelReply:
+    """Cancel without a check, for other services only."""
+    return await cancel_run(ctx)
+
+
+async def cancel_run(ctx: WorkflowSharedContext) -> CancelReply:
     """Ask the run to cancel, and wait for its answer: cancelled, or too late."""
     outcome = await ctx.promise(OUTCOME, type_hint=str).peek()
     if outcome is None:

@@ -11,7 +11,6 @@ from shop.gateway.orders import (
     ORDER_ID_PATTERN,
     IdempotencyKey,
     OrderRequest,
-    check_owner,
     place,
 )
 from shop.gateway.responses import (
@@ -30,7 +29,6 @@ from shop.gateway.responses import (
     UNKNOWN_PRODUCT,
     merge,
 )
-from shop.gateway.restate_ingress import RestateIngress
 from shop.shared.catalog import CATALOG, PRODUCTS
 from shop.shared.models import OrderStatus, StockLevel, StockUpdate
 
@@ -38,8 +36,13 @@ router = APIRouter(prefix="/api")
 OrderId = Annotated[str, Path(pattern=ORDER_ID_PATTERN)]
 
 
+# What no status body shows (they are public to anyone with the order's id): the progress
+# seq is the SSE event id, and the payment's id is for operators only.
+NOT_PUBLIC: dict[str, Any] = {"seq": True, "result": {"payment_intent_id"}}
+
+
 def status_body(status: OrderStatus) -> dict[str, Any]:
-    body = status.model_dump(exclude={"seq"})
+    body = status.model_dump(exclude=NOT_PUBLIC)
     if status.action_url is None:  # there only while the customer's bank waits for them
         del body["action_url"]
     if status.result is None:
@@ -93,7 +96,7 @@ async def order_events(
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
     def render(status: OrderStatus) -> dict[str, str]:
-        return {"event": event_name(status), "data": status.model_dump_json(exclude={"seq"})}
+        return {"event": event_name(status), "data": status.model_dump_json(exclude=NOT_PUBLIC)}
 
     return await event_stream(
         ingress, hub, order_id, last_event_id, render, settings.sse_ping_seconds
@@ -110,8 +113,7 @@ async def cancel_order(
 ) -> JSONResponse:
     """202 while the cancellation unwinds the order; 409 once it is fulfilled or failed;
     404 without the order's secret (`Order-Secret` header), as for an unknown order."""
-    await check_owner(ingress, order_id, order_secret)
-    return await cancel_answer(ingress, order_id)
+    return cancel_answer(order_id, await ingress.cancel_order(order_id, order_secret))
 
 
 @router.post(
@@ -124,11 +126,10 @@ async def cancel_order(
 )
 async def cancel_any_order(order_id: OrderId, ingress: Ingress) -> JSONResponse:
     """An operator cancels any unfinished order, without its secret."""
-    return await cancel_answer(ingress, order_id)
+    return cancel_answer(order_id, await ingress.cancel_as_operator(order_id))
 
 
-async def cancel_answer(ingress: RestateIngress, order_id: str) -> JSONResponse:
-    outcome = await ingress.cancel_order(order_id)
+def cancel_answer(order_id: str, outcome: str) -> JSONResponse:
     if outcome == "cancelled":
         return JSONResponse({"order_id": order_id, "status": "cancelled"})
     if outcome == "cancelling":

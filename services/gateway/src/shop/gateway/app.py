@@ -43,7 +43,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             hub_task = asyncio.create_task(hub.run())
             app.state.in_flight = in_flight
             app.state.settings = settings
-            app.state.ingress = RestateIngress(ingress, admin, concurrency=pool)
+            app.state.ingress = RestateIngress(
+                ingress,
+                admin,
+                concurrency=pool,
+                operator_token=settings.admin_token.get_secret_value(),
+            )
             app.state.hub = hub
             try:
                 yield

@@ -6,17 +6,16 @@ customer's order id from a key, and only whoever placed an order (and an operato
 change it.
 """
 
-import hashlib
-import hmac
 import secrets
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from shop.gateway.deps import Admission
-from shop.gateway.restate_ingress import OrderNotFound, RestateIngress
+from shop.gateway.restate_ingress import RestateIngress
 from shop.shared.catalog import CATALOG
 from shop.shared.models import KeyedOrder, Order, OrderLine
+from shop.shared.ownership import sha256
 
 MAX_QUANTITY = 100
 
@@ -64,17 +63,6 @@ def new_order_id() -> str:
 
 def new_secret() -> str:
     return f"osec_{secrets.token_urlsafe(24)}"  # 192 bits
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def secret_matches(secret: str | None, digest: str) -> bool:
-    """Whether `secret` is the order's, compared in constant time."""
-    if not secret or not digest:
-        return False
-    return hmac.compare_digest(sha256(secret), digest)
 
 
 def key_ref(idempotency_key: str) -> str:
@@ -163,10 +151,3 @@ async def place(
         raise
     admission.start(placed.order_id)
     return placed
-
-
-async def check_owner(ingress: RestateIngress, order_id: str, secret: str | None) -> None:
-    """OrderNotFound unless `secret` is the order's: to a caller without it, an order it may
-    not change looks exactly like one that does not exist."""
-    if not secret_matches(secret, await ingress.owner_digest(order_id)):
-        raise OrderNotFound(order_id)

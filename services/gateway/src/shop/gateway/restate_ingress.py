@@ -11,11 +11,13 @@ from shop.shared import names
 from shop.shared.catalog import PRODUCTS
 from shop.shared.models import (
     CancelReply,
+    CancelRequest,
     KeyedOrder,
     KeyedOrderReply,
     Order,
     OrderStatus,
     PaymentEvent,
+    Restock,
     StockLevel,
     StockUpdate,
 )
@@ -79,9 +81,16 @@ class OrderNotFound(Exception):
 
 class RestateIngress:
     def __init__(
-        self, ingress: httpx.AsyncClient, admin: httpx.AsyncClient, concurrency: int = 200
+        self,
+        ingress: httpx.AsyncClient,
+        admin: httpx.AsyncClient,
+        concurrency: int = 200,
+        operator_token: str = "",
     ) -> None:
         self.ingress, self.admin = ingress, admin
+        # ADMIN_TOKEN: what an operator's action carries into Restate, where the services
+        # check it too (their handlers for it are public on Restate's ingress).
+        self.operator_token = operator_token
         # At most `concurrency` requests at once (the ingress pool's size): the rest wait here,
         # in a plain queue. Queued inside httpx's pool instead, every request finished has the
         # pool scan each waiting request against each connection, and with thousands of SSE
@@ -138,12 +147,6 @@ class RestateIngress:
             orders_started.add(1)
         return reply
 
-    async def owner_digest(self, order_id: str) -> str:
-        """The digest of the order's secret; OrderNotFound for unknown ids."""
-        await self.order_status(order_id)  # the run may not have started: make sure it exists
-        response = await self._post(f"/{names.FULFILMENT}/{order_id}/owner")
-        return response.json()
-
     async def order_status(self, order_id: str) -> OrderStatus:
         response = await self._post(f"/{names.FULFILMENT}/{order_id}/get_status")
         status = OrderStatus.model_validate_json(response.content)
@@ -174,16 +177,26 @@ class RestateIngress:
             raise RestateUnavailable(f"Restate ingress unreachable: {e!r}") from e
         return response.status_code != 404
 
-    async def cancel_order(self, order_id: str) -> str:
+    async def cancel_order(self, order_id: str, secret: str | None) -> str:
         """`cancelled` / `cancelling` when the order is (being) unwound; otherwise what the
-        order is instead (`completed`, `failed`, `fulfilling`): too late to cancel."""
+        order is instead (`completed`, `failed`, `fulfilling`): too late to cancel.
+        OrderNotFound for an unknown order, and for one `secret` may not cancel: to a
+        caller without the order's secret, the order looks as if it did not exist."""
         status = await self.order_status(order_id)  # OrderNotFound for unknown ids
+        # The order checks the secret itself, then answers at its next step (or at once,
+        # during the cancellation window, or when it is over).
+        request = CancelRequest(secret=secret or "")
+        response = await self._post(f"/{names.FULFILMENT}/{order_id}/cancel_with_secret", request)
+        outcome = CancelReply.model_validate_json(response.content).outcome
+        if outcome == "refused":
+            raise OrderNotFound(order_id)
         if status.is_final:
             return status.status
-        # The run answers at its next step (or at once, during the cancellation window).
-        response = await self._post(f"/{names.FULFILMENT}/{order_id}/cancel")
-        outcome = CancelReply.model_validate_json(response.content).outcome
         return "cancelling" if outcome == "cancelled" else outcome
+
+    async def cancel_as_operator(self, order_id: str) -> str:
+        """An operator cancels any order: `cancel_order` with the operators' token."""
+        return await self.cancel_order(order_id, self.operator_token)
 
     async def stock(self, sku: str) -> StockLevel:
         response = await self._post(f"/{names.INVENTORY}/{sku}/get")
@@ -194,7 +207,8 @@ class RestateIngress:
         return {level.sku: level for level in levels}
 
     async def set_stock(self, sku: str, update: StockUpdate) -> StockLevel:
-        response = await self._post(f"/{names.INVENTORY}/{sku}/restock", update)
+        restock = Restock(quantity=update.quantity, operator_token=self.operator_token)
+        response = await self._post(f"/{names.INVENTORY}/{sku}/restock", restock)
         return StockLevel.model_validate_json(response.content)
 
     async def recent_orders(self, limit: int = 50) -> list[dict[str, Any]]:

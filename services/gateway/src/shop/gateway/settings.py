@@ -4,12 +4,11 @@ from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
 
+from shop.shared.ownership import DEV_ADMIN_TOKEN
 from shop.shared.settings import ShopSettings
 
 log = logging.getLogger(__name__)
 
-# The local stack's admin token, documented in the README: usable in dev mode only.
-DEV_ADMIN_TOKEN = "dev-admin-token"
 # The local stack's Stripe webhook signing secret (the emulator signs with it): dev mode only.
 DEV_WEBHOOK_SECRET = "whsec_shop_dev"
 # Outside dev mode: an admin token as long as `openssl rand -hex 16` prints, and a webhook

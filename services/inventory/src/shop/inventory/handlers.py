@@ -9,20 +9,24 @@ State per SKU, one entry (`shelf`) so that each change is one journal entry, not
 - `sold` and `stocked`: what left with completed orders, and everything ever put on the
   shelf. Conserved at every step: stocked == available + reserved + sold.
 Stock kept by an earlier version under one key per field is read once and moved over.
+
+Only the workflow reserves, releases and commits (private to Restate's ingress); setting
+stock takes the operators' token; reading it is public.
 """
 
 import restate
 from pydantic import BaseModel
 from restate import ObjectContext, ObjectSharedContext, TerminalError
 
+from shop.inventory.settings import settings
 from shop.shared import names
 from shop.shared.catalog import CATALOG
 from shop.shared.models import (
     OrderRef,
     Reservation,
     ReservationResult,
+    Restock,
     StockLevel,
-    StockUpdate,
 )
 from shop.shared.telemetry import step
 
@@ -80,7 +84,7 @@ def save(ctx: ObjectContext, stock: StockLevel, held: dict[str, int]) -> None:
     ctx.set(SHELF, shelf)
 
 
-@inventory.handler()
+@inventory.handler(ingress_private=True)
 async def reserve(ctx: ObjectContext, request: Reservation) -> ReservationResult:
     with step("inventory reserve", request.order_id, **{"shop.sku": ctx.key()}):
         return await take(ctx, request)
@@ -128,21 +132,29 @@ async def move(ctx: ObjectContext, ref: OrderRef, sold: bool) -> StockLevel:
     return stock
 
 
-@inventory.handler()
+@inventory.handler(ingress_private=True)
 async def release(ctx: ObjectContext, ref: OrderRef) -> StockLevel:
     """The order failed or was cancelled: its reservation goes back on the shelf."""
     return await settle(ctx, ref, sold=False)
 
 
-@inventory.handler()
+@inventory.handler(ingress_private=True)
 async def commit(ctx: ObjectContext, ref: OrderRef) -> StockLevel:
     """The order is paid: its reservation becomes sold."""
     return await settle(ctx, ref, sold=True)
 
 
+async def is_operator(token: str) -> bool:
+    return settings.is_operator(token)
+
+
 @inventory.handler()
-async def restock(ctx: ObjectContext, update: StockUpdate) -> StockLevel:
-    """Set the stock available to sell (an operator's count); `stocked` follows it."""
+async def restock(ctx: ObjectContext, update: Restock) -> StockLevel:
+    """Set the stock available to sell (an operator's count); `stocked` follows it. Only
+    with the operators' ADMIN_TOKEN, checked here as well as at the gateway (journaled, so a
+    replay takes the same path whatever the settings are now)."""
+    if not await ctx.run_typed("is-operator", is_operator, token=update.operator_token):
+        raise TerminalError("setting stock takes the operators' ADMIN_TOKEN", status_code=403)
     stock, held = await level(ctx)
     stock.stocked += update.quantity - stock.available
     stock.available = update.quantity

@@ -1,7 +1,8 @@
+from shop.shared.ownership import OperatorSettings
 from shop.shared.settings import ServiceSettings
 
 
-class InventorySettings(ServiceSettings):
+class InventorySettings(ServiceSettings, OperatorSettings):
     port: int = 9083
 
 

@@ -17,7 +17,7 @@ from shop.shared.models import Charge, ChargeRequest, Refund
 from shop.shared.stripe_keys import idempotency_key
 from shop.shared.telemetry import step
 
-payments = restate.Service(names.PAYMENTS)
+payments = restate.Service(names.PAYMENTS, ingress_private=True)  # only the workflows move money
 
 
 VOIDABLE = frozenset(
