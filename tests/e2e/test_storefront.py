@@ -3,10 +3,11 @@
 import re
 
 import httpx
+import pytest
 
 from shop.dev.stack import Stack
 
-from .helpers import customer, final_status, track
+from .helpers import available, customer, final_status, track
 
 
 def test_store_page_lists_products_with_price_and_stock(gateway: httpx.Client) -> None:
@@ -90,8 +91,44 @@ def test_operator_page_needs_the_token_and_lists_orders_and_stock(
     page = gateway.get("/admin", auth=("admin", token)).text
     assert order_id in page and "/ui/invocations/inv_" in page
     assert 'data-sku="poster-a2"' in page
-    row = gateway.post("/admin/stock/poster-a2", data={"quantity": "9"}, auth=("admin", token))
+    # The page's actions carry its CSRF token, as htmx sends it.
+    csrf = {"X-CSRF-Token": re.search(r'"X-CSRF-Token": "(\w+)"', page)[1]}
+    row = gateway.post(
+        "/admin/stock/poster-a2", data={"quantity": "9"}, auth=("admin", token), headers=csrf
+    )
     assert row.status_code == 200 and ">9<" in row.text
-    bad = gateway.post("/admin/stock/poster-a2", data={"quantity": "-2"}, auth=("admin", token))
+    bad = gateway.post(
+        "/admin/stock/poster-a2", data={"quantity": "-2"}, auth=("admin", token), headers=csrf
+    )
     assert bad.status_code == 422 and 'class="error"' in bad.text
     assert gateway.post("/admin/stock/poster-a2", data={"quantity": "3"}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {},  # a cross-site form post carries no CSRF token
+        {"X-CSRF-Token": "0" * 64},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": "https://evil.example"},
+    ],
+    ids=["no-token", "wrong-token", "cross-site", "other-origin"],
+)
+def test_a_cross_site_post_with_the_browsers_credentials_changes_nothing(
+    gateway: httpx.Client, stack: Stack, forged: dict[str, str]
+) -> None:
+    """A page elsewhere can make the browser post to the operator page's actions, with the
+    Basic credentials it has cached for this site: refused, and nothing changes."""
+    token = stack.shared_env()["ADMIN_TOKEN"]
+    page = gateway.get("/admin", auth=("admin", token)).text
+    headers = {"X-CSRF-Token": re.search(r'"X-CSRF-Token": "(\w+)"', page)[1], **forged}
+    if not forged:
+        del headers["X-CSRF-Token"]
+    before = available(gateway, "poster-a2")
+    for path, data in [
+        ("/admin/stock/poster-a2", {"quantity": "0"}),
+        ("/api/admin/orders/ord_000000000000000000000000/cancel", None),
+    ]:
+        answer = gateway.post(path, data=data, auth=("admin", token), headers=headers)
+        assert answer.status_code == 403, (path, answer.text)
+    assert available(gateway, "poster-a2") == before

@@ -11,7 +11,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from shop.gateway.admission import Overloaded
-from shop.gateway.deps import Admit, Hub, Ingress, Settings, require_admin
+from shop.gateway.deps import Admit, Hub, Ingress, Settings, csrf_token, require_admin
 from shop.gateway.errors import field_errors
 from shop.gateway.events import event_stream
 from shop.gateway.orders import (
@@ -290,6 +290,7 @@ async def operator_page(request: Request, ingress: Ingress, settings: Settings) 
         "stock": stock,
         "restate_ui": settings.restate_ui_url,
         "jaeger": settings.jaeger_ui_url,
+        "csrf_token": csrf_token(settings.admin_token.get_secret_value()),
     }
     return templates.TemplateResponse(request, "admin.html", context)
 

@@ -65,7 +65,11 @@ ADMIN_ONLY: Responses = {
             "required": True,
             "schema": {"type": "string"},
         },
-    )
+    ),
+    403: _error(
+        "An action sent from another site, or with HTTP Basic but without the operator "
+        "page's `X-CSRF-Token`: nothing was done.",
+    ),
 }
 OVERLOADED: Responses = {
     429: _error(
