@@ -91,10 +91,11 @@ class Order:
     body: dict[str, Any]
     key: str
     # Every answer (order id, secret) to a POST of it: one per send (two for a duplicate).
-    answers: list[tuple[str, str]] = field(default_factory=list)
+    # A replay under the key answers without the secret (None): only the first got it.
+    answers: list[tuple[str, str | None]] = field(default_factory=list)
     refused: str | None = None  # a definitive answer other than 202, or none at all
     late: bool = False  # its POST went unanswered during the chaos: sent again after it
-    cancel: str | None = None  # cancelled | cancelling | too late | unanswered
+    cancel: str | None = None  # cancelled | cancelling | too late | no secret | unanswered
     final: str | None = None
 
     @property
@@ -113,6 +114,7 @@ class Order:
                 "cancelled": {"cancelled"},
                 "cancelling": {"cancelled"},
                 "too late": {"completed"},
+                "no secret": {"completed"},
             }.get(self.cancel or "", {"cancelled", "completed"})
         return {"completed"}
 
@@ -286,11 +288,14 @@ class Chaos:
                 order.refused = f"{response.status_code} {response.text[:200]}"
             else:
                 body = response.json()
-                order.answers.append((body["order_id"], body["order_secret"]))
+                order.answers.append((body["order_id"], body.get("order_secret")))
 
     def cancel(self, http: httpx.Client, order: Order, rng: random.Random) -> None:
         time.sleep(rng.uniform(0, 1.5 * CANCEL_WINDOW_SECONDS))  # in the window, or too late
         order_id, secret = order.answers[0]
+        if secret is None:  # its first answer was lost: the replay carries no secret
+            order.cancel = "no secret"
+            return
         response = self.request(
             http,
             "POST",
@@ -338,7 +343,7 @@ class Chaos:
             self.send(http, order)
 
     def check_duplicate(self, order: Order) -> None:
-        if order.accepted and len(set(order.answers)) != 1:
+        if order.accepted and len({order_id for order_id, _ in order.answers}) != 1:
             self.violation(f"one Idempotency-Key, one body, two orders: {order.answers}")
 
     # ---- the killer ----------------------------------------------------------------------

@@ -177,17 +177,17 @@ class PaymentEvent(BaseModel):
 
 
 class KeyedOrder(BaseModel):
-    """An order placed with an Idempotency-Key: what the key's record keeps if it is new."""
+    """An order placed with an Idempotency-Key: what the key's record keeps if it is new.
+    Not the order's secret: Restate keeps only its digest (in the order)."""
 
     order: Order
     fingerprint: str = Field(description="SHA-256 of the request body the key was sent with.")
-    secret: str
 
 
 class KeyedOrderReply(BaseModel):
-    """`started` (a new order), `replayed` (the same request again: the same order and secret)
-    or `conflict` (the key was used for another request: nothing about that order is told)."""
+    """`started` (a new order), `replayed` (the same request again: the same order, without
+    its secret, which went to the first request only) or `conflict` (the key was used for
+    another request: nothing about that order is told)."""
 
     outcome: Literal["started", "replayed", "conflict"]
     order_id: str | None = None
-    secret: str | None = None

@@ -23,8 +23,9 @@ KEY_RETENTION = ORDER_RETENTION * 2
 
 @order_keys.handler()
 async def start(ctx: ObjectContext, request: KeyedOrder) -> KeyedOrderReply:
-    """Start the order if this key is new; the same request again gets the same order and
-    secret; another request under this key gets `conflict` and learns nothing of the order."""
+    """Start the order if this key is new; the same request again gets the same order (its
+    secret went to the first request only: a key that leaked or was guessed gives nobody the
+    right to cancel); another request under this key gets `conflict` and learns nothing."""
     record = await ctx.get(RECORD, type_hint=KeyedOrder)
     if record is None:
         ctx.set(RECORD, request)
@@ -35,10 +36,10 @@ async def start(ctx: ObjectContext, request: KeyedOrder) -> KeyedOrderReply:
         # moment it has the id. Messages to one key arrive in the order they were sent, so
         # once this call is answered the run is known where the gateway looks for it.
         await ctx.workflow_call(get_status, key=order_id, arg=None)
-        return KeyedOrderReply(outcome="started", order_id=order_id, secret=request.secret)
+        return KeyedOrderReply(outcome="started", order_id=order_id)
     if record.fingerprint != request.fingerprint:
         return KeyedOrderReply(outcome="conflict")
-    return KeyedOrderReply(outcome="replayed", order_id=record.order.order_id, secret=record.secret)
+    return KeyedOrderReply(outcome="replayed", order_id=record.order.order_id)
 
 
 @order_keys.handler(ingress_private=True)  # only the key's own delayed message

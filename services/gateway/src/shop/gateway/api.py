@@ -66,12 +66,14 @@ async def place_order(
     idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
 ) -> dict[str, str]:
     """Starts the order. `order_secret` is what cancelling it takes (the `Order-Secret`
-    header): keep it. The same Idempotency-Key with the same body answers the same again."""
+    header): keep it. The same Idempotency-Key with the same body answers with the same order
+    again, without `order_secret`: only the request that placed the order is given it."""
     placed = await place(ingress, admission, order, idempotency_key, str(request.base_url))
     order_id = placed.order_id
+    secret = {"order_secret": placed.secret} if placed.secret else {}
     return {
         "order_id": order_id,
-        "order_secret": placed.secret,
+        **secret,
         "status_url": f"/api/orders/{order_id}",
         "events_url": f"/api/orders/{order_id}/events",
         "cancel_url": f"/api/orders/{order_id}/cancel",

@@ -114,23 +114,26 @@ class IdempotencyConflict(Exception):
 
 class PlacedOrder(BaseModel):
     order_id: str
-    secret: str
+    secret: str | None  # None for a replay under an Idempotency-Key: the first got it
 
 
 async def start_once(
     ingress: RestateIngress, request: OrderRequest, idempotency_key: str | None, site: str | None
 ) -> PlacedOrder:
-    """The order started, or with an Idempotency-Key, the order that key started first."""
+    """The order started, or with an Idempotency-Key, the order that key started first
+    (then without its secret, which only the request that started it was given)."""
     secret = new_secret()
     order = build_order(request, secret, site)
     if idempotency_key is None:
         await ingress.start_order(order)
         return PlacedOrder(order_id=order.order_id, secret=secret)
-    keyed = KeyedOrder(order=order, fingerprint=fingerprint(request), secret=secret)
+    keyed = KeyedOrder(order=order, fingerprint=fingerprint(request))
     reply = await ingress.start_keyed_order(key_ref(idempotency_key), keyed)
-    if reply.outcome == "conflict" or reply.order_id is None or reply.secret is None:
+    if reply.outcome == "conflict" or reply.order_id is None:
         raise IdempotencyConflict()
-    return PlacedOrder(order_id=reply.order_id, secret=reply.secret)
+    return PlacedOrder(
+        order_id=reply.order_id, secret=secret if reply.outcome == "started" else None
+    )
 
 
 async def place(

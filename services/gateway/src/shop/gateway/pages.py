@@ -169,15 +169,16 @@ async def place_order_form(
         response = Response(status_code=204, headers={"HX-Redirect": page})
     else:
         response = RedirectResponse(page, status_code=303)
-    response.set_cookie(
-        SECRET_COOKIE,
-        placed.secret,
-        max_age=SECRET_COOKIE_MAX_AGE,
-        path=page,
-        secure=request.url.scheme == "https",
-        httponly=True,
-        samesite="strict",
-    )
+    if placed.secret:  # a resubmitted form leaves the cookie its first answer set
+        response.set_cookie(
+            SECRET_COOKIE,
+            placed.secret,
+            max_age=SECRET_COOKIE_MAX_AGE,
+            path=page,
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
     return response
 
 
