@@ -132,3 +132,13 @@ def test_a_cross_site_post_with_the_browsers_credentials_changes_nothing(
         answer = gateway.post(path, data=data, auth=("admin", token), headers=headers)
         assert answer.status_code == 403, (path, answer.text)
     assert available(gateway, "poster-a2") == before
+
+
+def test_pages_tell_the_browser_what_they_may_do(gateway: httpx.Client) -> None:
+    """Scripts from the gateway only, never framed by another site (clickjacking the cancel
+    button), no sniffing, no order ids in the Referer sent elsewhere."""
+    page = gateway.get("/")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["referrer-policy"] == "same-origin"

@@ -153,3 +153,14 @@ async def test_a_signed_body_that_is_not_an_event_is_refused(gateway: httpx.Asyn
     response = await post(gateway, "not json")
     assert response.status_code == 400
     assert response.json() == {"error": "webhook refused: the body is not a Stripe event"}
+
+
+async def test_an_event_signed_ahead_of_the_tolerance_is_refused(
+    gateway: httpx.AsyncClient, restate: Restate
+) -> None:
+    """Captured and replayable for as long as it is dated ahead, if that were allowed."""
+    future = await post(gateway, event(order_id=KNOWN), at=int(time.time()) + 3600)
+    assert future.status_code == 400 and "in the future" in future.json()["error"]
+    soon = await post(gateway, event(order_id=KNOWN), at=int(time.time()) + 60)  # clock skew
+    assert soon.status_code == 200, soon.text
+    assert len(restate.sent) == 1

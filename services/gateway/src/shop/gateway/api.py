@@ -5,7 +5,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, Response
 from fastapi.responses import JSONResponse
 
-from shop.gateway.deps import Admit, Hub, Ingress, Settings, require_admin, shed_when_overloaded
+from shop.gateway.deps import (
+    Admit,
+    Hub,
+    Ingress,
+    Settings,
+    require_admin,
+    shed_when_overloaded,
+    site_of,
+)
 from shop.gateway.events import event_name, event_stream
 from shop.gateway.orders import (
     ORDER_ID_PATTERN,
@@ -63,12 +71,14 @@ async def place_order(
     order: OrderRequest,
     ingress: Ingress,
     admission: Admit,
+    settings: Settings,
     idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
 ) -> dict[str, str]:
     """Starts the order. `order_secret` is what cancelling it takes (the `Order-Secret`
     header): keep it. The same Idempotency-Key with the same body answers with the same order
     again, without `order_secret`: only the request that placed the order is given it."""
-    placed = await place(ingress, admission, order, idempotency_key, str(request.base_url))
+    site = site_of(request, settings)
+    placed = await place(ingress, admission, order, idempotency_key, site)
     order_id = placed.order_id
     secret = {"order_secret": placed.secret} if placed.secret else {}
     return {

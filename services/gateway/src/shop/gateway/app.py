@@ -18,6 +18,7 @@ from shop.gateway.deps import Hub, Ingress
 from shop.gateway.progress_hub import ProgressHub
 from shop.gateway.responses import NOT_READY
 from shop.gateway.restate_ingress import RestateIngress, restate_client
+from shop.gateway.security_headers import SecurityHeaders
 from shop.gateway.settings import GatewaySettings
 from shop.shared.telemetry import flush_at_exit, tracing_enabled
 
@@ -58,13 +59,22 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 # uvicorn ends the process with the signal it got, which skips exit handlers.
                 flush_at_exit()
 
-    app = FastAPI(title="shop gateway", lifespan=lifespan)
+    # The API's document and its pages are for developers: the dev stack and tests only.
+    docs = settings.shop_dev_mode
+    app = FastAPI(
+        title="shop gateway",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     if tracing_enabled():
         # Server spans for every request; the httpx instrumentation (set up with telemetry)
         # carries the trace context on into Restate's ingress.
         FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,static")
     errors.install(app)
     app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders, https=settings.public_base_url.startswith("https://"))
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(webhooks.router)

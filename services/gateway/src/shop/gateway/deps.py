@@ -49,6 +49,14 @@ class Admission:
 
 
 Settings = Annotated[GatewaySettings, Depends(get_settings)]
+
+
+def site_of(request: Request, settings: GatewaySettings) -> str:
+    """The storefront's address as customers reach it: PUBLIC_BASE_URL, never the request's
+    Host header (anyone may send any), except in dev where it is unset."""
+    return settings.public_base_url or str(request.base_url)
+
+
 Ingress = Annotated[RestateIngress, Depends(get_ingress)]
 Hub = Annotated[ProgressHub, Depends(get_hub)]
 

@@ -11,7 +11,15 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from shop.gateway.admission import Overloaded
-from shop.gateway.deps import Admit, Hub, Ingress, Settings, csrf_token, require_admin
+from shop.gateway.deps import (
+    Admit,
+    Hub,
+    Ingress,
+    Settings,
+    csrf_token,
+    require_admin,
+    site_of,
+)
 from shop.gateway.errors import field_errors
 from shop.gateway.events import event_stream
 from shop.gateway.orders import (
@@ -138,6 +146,7 @@ async def place_order_form(
     request: Request,
     ingress: Ingress,
     admission: Admit,
+    settings: Settings,
     hx_request: Annotated[str | None, Header()] = None,
 ) -> Response:
     fields = await form_fields(request)
@@ -154,7 +163,7 @@ async def place_order_form(
         return await render_store(request, ingress, fields, form_errors(e, items), 422)
     try:
         key = fields.get("idempotency_key") or None
-        placed = await place(ingress, admission, order, key, str(request.base_url))
+        placed = await place(ingress, admission, order, key, site_of(request, settings))
     except IdempotencyConflict:  # the form was tampered with, or sent again changed
         errors = {"form": "This form was already used for another order; please try again."}
         return await render_store(request, ingress, {**fields, "idempotency_key": ""}, errors, 422)
@@ -175,7 +184,7 @@ async def place_order_form(
             placed.secret,
             max_age=SECRET_COOKIE_MAX_AGE,
             path=page,
-            secure=request.url.scheme == "https",
+            secure=site_of(request, settings).startswith("https://"),
             httponly=True,
             samesite="strict",
         )

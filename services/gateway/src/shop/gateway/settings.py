@@ -33,6 +33,10 @@ class GatewaySettings(ShopSettings):
     restate_ui_url: str = "http://127.0.0.1:9070/ui"
     # Where SREs open traces (links from the order and operator pages to each order's trace).
     jaeger_ui_url: str = "http://127.0.0.1:16686"
+    # PUBLIC_BASE_URL: where customers reach the storefront (https://shop.example). The bank
+    # sends a customer back to the order's page there after a 3-D Secure check, the order's
+    # cookie is Secure and HSTS is sent when it is https. Unset (dev): the request's own URL.
+    public_base_url: str = ""
     # PAYMENT_PAGE_URL: a base URL besides https: ones that the order page may link to for the
     # bank's confirmation (3-D Secure): the Stripe emulator's public URL in dev and tests.
     payment_page_url: str = ""

@@ -9,6 +9,7 @@ is refused.
 
 import logging
 import re
+import time
 from typing import Annotated, Any
 
 import stripe
@@ -43,6 +44,16 @@ def refused(why: str) -> JSONResponse:
     return JSONResponse({"error": f"webhook refused: {why}"}, status_code=400)
 
 
+def signed_in_the_future(header: str | None) -> bool:
+    """Stripe's library refuses a signature older than its tolerance, not one dated ahead of
+    it: such an event could be replayed for that long after it was captured."""
+    for part in (header or "").split(","):
+        name, _, value = part.partition("=")
+        if name.strip() == "t" and value.strip().isdigit():
+            return int(value) > time.time() + stripe.Webhook.DEFAULT_TOLERANCE
+    return False
+
+
 def order_of(event: dict[str, Any]) -> str | None:
     """The order a PaymentIntent event is about (the intent's metadata[order_id])."""
     intent = (event.get("data") or {}).get("object") or {}
@@ -70,6 +81,8 @@ async def stripe_webhook(
     `metadata[order_id]`; other events, and events about no known order, are acknowledged and
     ignored. 400 when the `Stripe-Signature` does not verify."""
     secret = settings.stripe_webhook_secret.get_secret_value()
+    if signed_in_the_future(stripe_signature):
+        return refused("the Stripe-Signature's timestamp is in the future")
     try:
         event = stripe.Webhook.construct_event(await request.body(), stripe_signature, secret)
     except stripe.SignatureVerificationError as e:
