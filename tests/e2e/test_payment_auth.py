@@ -343,3 +343,34 @@ def test_a_forged_push_through_valkey_puts_no_link_on_the_page_nor_ends_its_stre
     assert not [line for line in received if "javascript:" in line]
     assert "event: done" in received
     assert final_status(gateway, order_id)["status"] == "completed"
+
+
+def test_an_early_wake_while_the_bank_still_waits_only_starts_another_wait(
+    stack: Stack,
+    gateway: httpx.Client,
+    stripe_api: stripe.StripeClient,
+    restate_admin: Restate,
+) -> None:
+    """A wake with no confirmation behind it (forged on Restate's ingress, or an event that
+    overtook the customer): Stripe still says requires_action, so the order waits on, and the
+    customer's real confirmation completes it."""
+    order_id = place(gateway, STICKERS, payment_method=AUTH_CARD)
+    action_url = waiting_for_the_bank(gateway, order_id)
+    for n in range(2):
+        forged = {"event_id": f"evt_forged_{n}_{secrets.token_hex(4)}", "type": CAPTURABLE}
+        url = f"{stack.ingress_url}/OrderFulfilment/{order_id}/payment_authenticated"
+        assert httpx.post(url, json=forged).status_code == 200
+        eventually(lambda n=n: auth_round(restate_admin, order_id) == n + 1)  # it waits again
+    assert status_of(gateway, order_id)["step"] == "authenticating"
+    bank_answers(stack, action_url, "complete")
+    assert final_status(gateway, order_id)["status"] == "completed"
+    assert_charged_once(stripe_api, order_id, 400)
+
+
+def auth_round(restate_admin: Restate, order_id: str) -> int:
+    """Which wait for the bank the order is in (0: the first)."""
+    rows = restate_admin.query(
+        "SELECT value_utf8 FROM state WHERE service_name = 'OrderFulfilment' "
+        f"AND service_key = '{order_id}' AND key = 'auth-round'"
+    )
+    return int(rows[0]["value_utf8"]) if rows else 0

@@ -52,7 +52,16 @@ log = restate.getLogger(__name__)  # silent while the workflow replays
 # even when it comes before the run has reported any progress.
 CANCEL, OUTCOME, OWNER = "cancel", "outcome", "owner"
 # Resolved (by payment_authenticated) when Stripe says the customer's 3-D Secure check ended.
-PAYMENT_AUTH = "payment-auth"
+# A wake while Stripe still waits for the customer (a forged or early event) starts another
+# round, with a promise of its own (`payment-auth-1`, ...; the round is in AUTH_ROUND); after
+# AUTH_ROUNDS of them, only the deadline ends the wait.
+PAYMENT_AUTH, AUTH_ROUND, AUTH_ROUNDS = "payment-auth", "auth-round", 5
+
+
+def auth_promise(round_: int) -> str:
+    return PAYMENT_AUTH if round_ == 0 else f"{PAYMENT_AUTH}-{round_}"
+
+
 # Where the intent stands after a failed check: open for another card, or voided already.
 AUTH_FAILED = frozenset({"requires_payment_method", "canceled"})
 
@@ -148,7 +157,8 @@ async def confirm_with_bank(ctx: WorkflowContext, progress: Progress, charge: Ch
     """3-D Secure: the customer confirms the payment at their bank (the status's action_url);
     Stripe tells the gateway by webhook, and the gateway resolves PAYMENT_AUTH. That is raced
     against a durable timer and the customer's cancel. Whatever woke the order, Stripe's own
-    word on the intent decides, so a forged, late or repeated event cannot move the money."""
+    word on the intent decides, so a forged, late or repeated event cannot move the money, and
+    one that comes while the customer is still at the bank only starts another wait."""
     if not charge.action_url:
         raise TerminalError("the bank asks for a confirmation this shop cannot show")
     timeout = await ctx.run_typed("payment-auth-timeout-seconds", payment_auth_timeout)
@@ -159,21 +169,28 @@ async def confirm_with_bank(ctx: WorkflowContext, progress: Progress, charge: Ch
         cancellable=True,
         action_url=charge.action_url,
     )
-    woken_by, _ = await restate.select(
-        confirmed=ctx.promise(PAYMENT_AUTH, type_hint=str).value(),
-        timeout=ctx.sleep(timedelta(seconds=timeout), name="payment-auth-timeout"),
-        cancel=ctx.promise(CANCEL, type_hint=str).value(),
-    )
-    if woken_by == "cancel":
-        raise OrderCancelled()
-    # Asked on a timeout too: a confirmation whose webhook is late still counts.
-    charge = await calls.check(ctx, charge)
-    if charge.status == "requires_capture":
-        return charge
-    if woken_by == "timeout":
-        raise TerminalError(f"payment not confirmed with the bank within {duration(timeout)}")
-    if charge.status in AUTH_FAILED:
-        raise TerminalError("payment authentication failed", status_code=402)
+    deadline = ctx.sleep(timedelta(seconds=timeout), name="payment-auth-timeout")
+    cancel = ctx.promise(CANCEL, type_hint=str).value()
+    for round_ in range(AUTH_ROUNDS + 1):
+        waits = {"timeout": deadline, "cancel": cancel}
+        if round_ < AUTH_ROUNDS:  # then only the deadline, when Stripe is asked once more
+            if round_:
+                ctx.set(AUTH_ROUND, round_)  # where payment_authenticated sends the next event
+            waits["confirmed"] = ctx.promise(auth_promise(round_), type_hint=str).value()
+        woken_by, _ = await restate.select(**waits)
+        if woken_by == "cancel":
+            raise OrderCancelled()
+        # Asked on a timeout too: a confirmation whose webhook is late still counts.
+        charge = await calls.check(ctx, charge)
+        if charge.status == "requires_capture":
+            return charge
+        if woken_by == "timeout":
+            raise TerminalError(f"payment not confirmed with the bank within {duration(timeout)}")
+        if charge.status in AUTH_FAILED:
+            raise TerminalError("payment authentication failed", status_code=402)
+        if charge.status != "requires_action":
+            break
+        log.warning("order %s woken while its bank still waits: waiting again", ctx.key())
     raise TerminalError(f"payment authentication did not complete (payment {charge.status})")
 
 
@@ -298,8 +315,9 @@ async def payment_authenticated(ctx: WorkflowSharedContext, event: PaymentEvent)
     status = await ctx.get(STATUS_KEY, type_hint=OrderStatus)
     if status is None or status.step != AUTHENTICATING:
         return
+    round_ = await ctx.get(AUTH_ROUND, type_hint=int) or 0
     with contextlib.suppress(TerminalError):  # resolved before: the first event stands
-        await ctx.promise(PAYMENT_AUTH, type_hint=str).resolve(event.type)
+        await ctx.promise(auth_promise(round_), type_hint=str).resolve(event.type)
 
 
 async def owner_digest(ctx: WorkflowSharedContext) -> str:
