@@ -273,6 +273,38 @@ def crash_fulfilment_in_cancel_window(shop: Shop, project: Project) -> None:
     shop.assert_mailed_once(order_id)
 
 
+# Run in a container with Restate's name and addresses: whether any opens its ingress.
+REACH_RESTATE = """
+import socket, sys
+for host in sys.argv[1:]:
+    try:
+        socket.create_connection((host, 8080), 3).close()
+        print('reached', host)
+        break
+    except OSError:
+        pass
+else:
+    print('unreachable')
+"""
+
+
+def only_the_shop_reaches_restate(project: Project) -> None:
+    """The mail server and the Stripe emulator are not on Restate's network (`core`): its
+    ingress, which starts orders, is out of their reach by name and by any of its addresses;
+    the gateway's reach is the control."""
+    networks = project.container("restate")["NetworkSettings"]["Networks"]
+    hosts = ["restate", *(n["IPAddress"] for n in networks.values() if n.get("IPAddress"))]
+    reach = {
+        service: project.exec(service, "python", "-c", REACH_RESTATE, *hosts).strip()
+        for service in ("gateway", "stripe-emulator", "smtp")
+    }
+    if not reach["gateway"].startswith("reached") or any(
+        r.startswith("reached") for s, r in reach.items() if s != "gateway"
+    ):
+        raise SmokeFailure(f"who reaches Restate's ingress ({hosts}): {reach}")
+    print(f"compose smoke: Restate's ingress ({hosts}) from each container: {reach}")
+
+
 def stop_services(project: Project) -> None:
     """SIGTERM (their STOPSIGNAL) to the five services at once: each must exit by itself."""
     containers = project.containers()
@@ -320,6 +352,8 @@ def main() -> int:
                     shop.assert_mailed_once(order_id)
                 with stage("fulfilment killed in the cancel window: restarted, order completes"):
                     crash_fulfilment_in_cancel_window(shop, project)
+                with stage("the mail server and the Stripe emulator cannot reach Restate"):
+                    only_the_shop_reaches_restate(project)
                 with stage("services stop promptly on SIGTERM"):
                     stop_services(project)
             except BaseException:
