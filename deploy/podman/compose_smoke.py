@@ -175,6 +175,7 @@ def write_env(folder: Path, gateway_port: int, stripe_port: int) -> Path:
         "STRIPE_API_BASE": "http://stripe-emulator:12111",
         "STRIPE_WEBHOOK_SECRET": f"whsec_{uuid.uuid4().hex}",
         "ADMIN_TOKEN": uuid.uuid4().hex,
+        "VALKEY_PASSWORD": uuid.uuid4().hex,
         "RESTATE_IDENTITY_KEYS": public_key,
         "RESTATE_IDENTITY_KEY_FILE": str(key_file),
         "GATEWAY_PORT": str(gateway_port),
@@ -273,6 +274,17 @@ def crash_fulfilment_in_cancel_window(shop: Shop, project: Project) -> None:
     shop.assert_mailed_once(order_id)
 
 
+# Run in the gateway's container: a client without Valkey's password is refused.
+VALKEY_WITHOUT_PASSWORD = """
+import redis
+try:
+    redis.Redis(host='valkey', socket_timeout=3).ping()
+    print('answered')
+except redis.AuthenticationError as e:
+    print('refused', e)
+"""
+
+
 # Run in a container with Restate's name and addresses: whether any opens its ingress.
 REACH_RESTATE = """
 import socket, sys
@@ -345,6 +357,16 @@ def main() -> int:
                     project.compose("up", "-d")
                     project.wait_healthy(timeout=240)
                 shop = Shop(project)
+                with stage("the gateway subscribed to Valkey (with its password)"):
+                    eventually(
+                        lambda: shop.gateway.get("/readyz").json()["live_updates"] == "connected",
+                        timeout=30,
+                        what="live updates connected",
+                        retry_on=RETRY_ON,
+                    )
+                    anonymous = project.exec("gateway", "python", "-c", VALKEY_WITHOUT_PASSWORD)
+                    if "refused" not in anonymous:
+                        raise SmokeFailure(f"Valkey without its password: {anonymous.strip()}")
                 with stage("an order through the gateway: completed, charged once, mailed once"):
                     order_id = shop.place_order()
                     shop.wait_final(order_id, timeout=60)

@@ -6,7 +6,12 @@ History entries use the progress seq as their stream id (`0-<seq>`), so a re-sen
 cannot be added twice: Valkey refuses an id that is not greater than the last one.
 """
 
+from typing import Any
+
+import redis.asyncio as redis
+
 from shop.shared.models import OrderStatus
+from shop.shared.settings import ShopSettings
 
 CHANNEL = "shop:order-progress"
 HISTORY_MAXLEN = 32  # far more than an order's steps
@@ -16,6 +21,12 @@ HISTORY_TTL_SECONDS = 3600
 # bank (3-D Secure). Admission control counts only the orders that are working.
 RESERVED, AUTHENTICATING = "reserved", "authenticating"
 WAITING_STEPS = frozenset({RESERVED, AUTHENTICATING})
+
+
+def valkey(settings: ShopSettings, **options: Any) -> redis.Redis:
+    """A client of the progress Valkey, with its password when it asks for one."""
+    password = settings.valkey_password.get_secret_value() or None
+    return redis.Redis.from_url(settings.valkey_url, password=password, **options)
 
 
 def history_key(order_id: str) -> str:

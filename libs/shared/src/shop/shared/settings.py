@@ -2,6 +2,7 @@
 
 from typing import Literal
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -13,6 +14,9 @@ class ShopSettings(BaseSettings):
     restate_ingress_url: str = "http://127.0.0.1:8080"
     restate_admin_url: str = "http://127.0.0.1:9070"
     valkey_url: str = "redis://127.0.0.1:6379/0"
+    # VALKEY_PASSWORD: Valkey's `requirepass` (compose, k8s); none for the dev stack's, which
+    # listens on loopback only.
+    valkey_password: SecretStr = SecretStr("")
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"  # the dev stack sets text, for a terminal
     # SHOP_DEV_MODE: the local stack (and a process run by hand beside it). Only in dev mode may

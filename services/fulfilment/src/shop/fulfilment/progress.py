@@ -22,9 +22,7 @@ STATUS_KEY = "status"
 @cache
 def valkey() -> redis.Redis:
     timeout = settings.progress_push_timeout_seconds
-    return redis.Redis.from_url(
-        settings.valkey_url, socket_timeout=timeout, socket_connect_timeout=timeout
-    )
+    return feed.valkey(settings, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
 async def push(status: OrderStatus) -> bool:

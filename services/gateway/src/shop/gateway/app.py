@@ -37,7 +37,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         ):
             in_flight = InFlight(settings.max_orders_in_flight, settings.order_in_flight_seconds)
             hub = ProgressHub(
-                settings.valkey_url,
+                settings,
                 on_status=in_flight.observe,
                 payment_page_url=settings.payment_page_url,
             )

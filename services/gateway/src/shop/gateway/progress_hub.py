@@ -7,11 +7,11 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 
-import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from shop.shared import progress_feed as feed
 from shop.shared.models import OrderStatus
+from shop.shared.settings import ShopSettings
 
 log = logging.getLogger(__name__)
 Queue = asyncio.Queue[OrderStatus | None]
@@ -37,16 +37,14 @@ def trusted_page(url: str, base: str) -> bool:
 class ProgressHub:
     def __init__(
         self,
-        valkey_url: str,
+        settings: ShopSettings,
         on_status: Callable[[OrderStatus], None] = lambda status: None,
         timeout: float = 1.0,
         payment_page_url: str = "",
     ) -> None:
-        self.valkey_url, self.on_status = valkey_url, on_status
+        self.settings, self.on_status = settings, on_status
         self.payment_page_url = payment_page_url
-        self.valkey = redis.Redis.from_url(
-            valkey_url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
+        self.valkey = feed.valkey(settings, socket_timeout=timeout, socket_connect_timeout=timeout)
         # Each client's queue gets the order's events, and None when live updates were (or
         # may have been) interrupted: the signal to re-read the durable status.
         self.listeners: defaultdict[str, set[Queue]] = defaultdict(set)
@@ -100,7 +98,7 @@ class ProgressHub:
         Clients miss nothing meanwhile: they fall back to reading the durable status."""
         backoff = 0.1
         while True:
-            client = redis.Redis.from_url(self.valkey_url, health_check_interval=5)
+            client = feed.valkey(self.settings, health_check_interval=5)
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(feed.CHANNEL)
