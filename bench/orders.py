@@ -36,7 +36,7 @@ import aiohttp
 import httpx
 from procs import cpu_seconds
 
-from shop.dev.stack import Ports, Stack
+from shop.dev.stack import NO_CLIENT_LIMITS, Ports, Stack
 
 HERE = Path(__file__).parent
 ORDER = (
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
         stack = Stack(
             state=Path(state),
             ports=ports,
-            service_env={"CANCEL_WINDOW_SECONDS": "0"},
+            service_env={"CANCEL_WINDOW_SECONDS": "0", **NO_CLIENT_LIMITS},
         )
         with stack.running(timeout=120):
             noop = start_noop(stack, Ports.free().fulfilment)

@@ -23,7 +23,7 @@ import httpx
 import redis.asyncio as redis
 from procs import rss_kib
 
-from shop.dev.stack import Ports, Stack
+from shop.dev.stack import NO_CLIENT_LIMITS, Ports, Stack
 from shop.shared import progress_feed
 from shop.shared.models import OrderStatus
 
@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
                 "LOG_LEVEL": "WARNING",
                 "MAX_ORDERS_IN_FLIGHT": str(10 * args.clients),
                 "GATEWAY_WORKERS": str(args.gateway_workers),
+                **NO_CLIENT_LIMITS,
             },
         )
         with stack.running():

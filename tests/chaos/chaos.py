@@ -45,7 +45,7 @@ from typing import Any
 import httpx
 import stripe
 
-from shop.dev.stack import SERVICES, Ports, Stack
+from shop.dev.stack import NO_CLIENT_LIMITS, SERVICES, Ports, Stack
 
 from ..invariants import FINAL, SUBJECT_WORD, Mail, money_kept, stripe_client
 
@@ -582,6 +582,7 @@ def new_stack(state: Path, cluster: int = 1) -> Stack:
         service_env={
             "CANCEL_WINDOW_SECONDS": str(CANCEL_WINDOW_SECONDS),
             "MAX_ORDERS_IN_FLIGHT": "30",
+            **NO_CLIENT_LIMITS,
         },
         **options,
     )

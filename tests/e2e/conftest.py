@@ -8,7 +8,7 @@ import httpx
 import pytest
 import stripe
 
-from shop.dev.stack import Ports, Stack
+from shop.dev.stack import NO_CLIENT_LIMITS, Ports, Stack
 
 from ..invariants import SUBJECT_WORD, Mail, money_kept, stripe_client
 from .helpers import PLACED, eventually, final_status
@@ -42,6 +42,7 @@ def stack(
             "SSE_PING_SECONDS": "1",
             "CRASH_POINTS_DIR": str(state / "crash"),
             "MAX_ORDERS_IN_FLIGHT": str(MAX_ORDERS_IN_FLIGHT),
+            **NO_CLIENT_LIMITS,
         },
     )
     with stack.running(timeout=90):

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shop.dev.stack import Ports, Stack
+from shop.dev.stack import NO_CLIENT_LIMITS, Ports, Stack
 
 from ..invariants import SUBJECT_WORD, Mail, money_kept, stripe_client
 from .conftest import Restate
@@ -48,7 +48,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         ports=Ports.free(),
         cluster=3,
         restate_env={"RESTATE_DEFAULT_NUM_PARTITIONS": str(PARTITIONS)},
-        service_env={"CANCEL_WINDOW_SECONDS": "1"},
+        service_env={"CANCEL_WINDOW_SECONDS": "1", **NO_CLIENT_LIMITS},
     )
     with stack.running(timeout=180):
         yield stack

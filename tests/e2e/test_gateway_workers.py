@@ -11,7 +11,7 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
-from shop.dev.stack import Ports, Stack
+from shop.dev.stack import NO_CLIENT_LIMITS, Ports, Stack
 
 from .helpers import customer, eventually
 
@@ -28,7 +28,7 @@ def workers_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(
         state=tmp_path_factory.mktemp("gateway-workers"),
         ports=Ports.free(),
-        service_env={"GATEWAY_WORKERS": "2", "CANCEL_WINDOW_SECONDS": "1"},
+        service_env={"GATEWAY_WORKERS": "2", "CANCEL_WINDOW_SECONDS": "1", **NO_CLIENT_LIMITS},
     )
     with stack.running(timeout=90):
         yield stack

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from shop.dev.stack import Ports, Stack
+from shop.dev.stack import NO_CLIENT_LIMITS, Ports, Stack
 
 from .conftest import MODES
 from .helpers import customer, eventually, final_status
@@ -52,6 +52,7 @@ def traced(
             "OTEL_BSP_SCHEDULE_DELAY": "200",
             "OTEL_METRIC_EXPORT_INTERVAL": "1000",
             "CANCEL_WINDOW_SECONDS": "0",
+            **NO_CLIENT_LIMITS,
         },
     )
     with stack.running(timeout=90):

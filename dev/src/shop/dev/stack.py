@@ -32,6 +32,14 @@ from shop.shared.telemetry import otlp_endpoint, otlp_protocol
 REPO = Path(__file__).resolve().parents[4]
 RESTATE_TOOLS = REPO / "tools" / "restate-server" / "node_modules" / "@restatedev"
 ADMIN_TOKEN_DEV = "dev-admin-token"
+# Every client of a test or a benchmark is 127.0.0.1: the gateway's per-client limits
+# (client_limits.py) would count them all as one customer. Stacks that stand for many clients
+# turn them off; the dev stack keeps them.
+NO_CLIENT_LIMITS = {
+    "ORDERS_PER_CLIENT_PER_MINUTE": "0",
+    "STREAMS_PER_CLIENT": "0",
+    "STREAMS_PER_ORDER": "0",
+}
 # The events the gateway's webhook acts on (shop.gateway.webhooks.WAKING_EVENTS).
 GATEWAY_WEBHOOK_EVENTS = (
     "payment_intent.amount_capturable_updated",

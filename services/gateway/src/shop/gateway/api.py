@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from shop.gateway.deps import (
     Admit,
+    Hold,
     Hub,
     Ingress,
     Settings,
@@ -105,13 +106,14 @@ async def order_events(
     ingress: Ingress,
     hub: Hub,
     settings: Settings,
+    hold: Hold,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
     def render(status: OrderStatus) -> dict[str, str]:
         return {"event": event_name(status), "data": status.model_dump_json(exclude=NOT_PUBLIC)}
 
     return await event_stream(
-        ingress, hub, order_id, last_event_id, render, settings.sse_ping_seconds
+        ingress, hub, order_id, last_event_id, render, settings.sse_ping_seconds, hold
     )
 
 

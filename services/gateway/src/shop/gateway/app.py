@@ -14,6 +14,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from shop.gateway import api, errors, pages, webhooks
 from shop.gateway.admission import InFlight
 from shop.gateway.body_limit import BodyLimit
+from shop.gateway.client_limits import ClientLimits
 from shop.gateway.deps import Hub, Ingress
 from shop.gateway.progress_hub import ProgressHub
 from shop.gateway.responses import NOT_READY
@@ -43,6 +44,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             )
             hub_task = asyncio.create_task(hub.run())
             app.state.in_flight = in_flight
+            app.state.client_limits = ClientLimits(
+                settings.orders_per_client_per_minute,
+                settings.streams_per_client,
+                settings.streams_per_order,
+                settings.streams_in_all,
+            )
             app.state.settings = settings
             app.state.ingress = RestateIngress(
                 ingress,

@@ -8,14 +8,21 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
 from shop.gateway.admission import InFlight
+from shop.gateway.client_limits import ClientLimits
 from shop.gateway.progress_hub import ProgressHub
 from shop.gateway.restate_ingress import RestateIngress
 from shop.gateway.settings import GatewaySettings
+
+
+def client_of(request: Request) -> str:
+    """The client's address as the gateway sees it (behind a trusted proxy, X-Forwarded-For's)."""
+    return request.client.host if request.client else "unknown"
 
 
 async def get_settings(request: Request) -> GatewaySettings:
@@ -37,8 +44,11 @@ class Admission:
     def __init__(self, request: Request) -> None:
         self.in_flight: InFlight = request.app.state.in_flight
         self.hub: ProgressHub = request.app.state.hub
+        self.limits: ClientLimits = request.app.state.client_limits
+        self.client = client_of(request)
 
     def admit(self) -> None:
+        self.limits.take_order(self.client)  # before the bound: no client holds all of it
         self.in_flight.admit(self.hub.connected)
 
     def start(self, order_id: str) -> None:
@@ -49,6 +59,18 @@ class Admission:
 
 
 Settings = Annotated[GatewaySettings, Depends(get_settings)]
+# Holds one of the client's (and the order's, and the process's) live-progress streams for an
+# order, or raises TooMany; what it returns gives the stream back.
+StreamHold = Callable[[str], Callable[[], None]]
+
+
+async def get_stream_hold(request: Request) -> StreamHold:
+    limits: ClientLimits = request.app.state.client_limits
+    client = client_of(request)
+    return lambda order_id: limits.hold_stream(client, order_id)
+
+
+Hold = Annotated[StreamHold, Depends(get_stream_hold)]
 
 
 def site_of(request: Request, settings: GatewaySettings) -> str:

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from shop.gateway.admission import Overloaded
+from shop.gateway.client_limits import TooMany
 from shop.gateway.orders import IdempotencyConflict
 from shop.gateway.restate_ingress import OrderNotFound, RestateUnavailable
 
@@ -58,6 +59,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Overloaded)
     async def overloaded(_: Request, e: Overloaded) -> JSONResponse:
+        if isinstance(e, TooMany):  # this client's share, not the process's bound
+            headers = {"Retry-After": str(e.retry_after)}
+            return JSONResponse({"error": e.message}, status_code=429, headers=headers)
         return JSONResponse(
             {"error": "too many orders in progress; try again shortly"},
             status_code=429,

@@ -12,9 +12,11 @@ import asyncio
 import random
 import re
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import Response
 from sse_starlette import EventSourceResponse
+from starlette.types import Receive, Scope, Send
 
 from shop.gateway.progress_hub import ProgressHub, Queue
 from shop.gateway.restate_ingress import RestateIngress, RestateUnavailable
@@ -99,6 +101,20 @@ def seen_event(last_event_id: str | None) -> int | None:
     return None
 
 
+class HeldStream(EventSourceResponse):
+    """An SSE response that gives its place back (client_limits) however it ends."""
+
+    def __init__(self, *args: Any, release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
+
+
 async def event_stream(
     ingress: RestateIngress,
     hub: ProgressHub,
@@ -106,19 +122,22 @@ async def event_stream(
     last_event_id: str | None,
     render: Callable[[OrderStatus], dict[str, str]],
     ping_seconds: int,
+    hold: Callable[[str], Callable[[], None]],
 ) -> Response:
-    """An SSE response of `render(status)` events; 404 for unknown orders, and 204 (which
-    tells EventSource to stop reconnecting) once the client has seen the final event."""
+    """An SSE response of `render(status)` events; 404 for unknown orders, 204 (which tells
+    EventSource to stop reconnecting) once the client has seen the final event, and 429 when
+    the client, the order or the process holds all the streams it may."""
     last_seen = seen_event(last_event_id)
     snapshot = await ingress.order_status(order_id)
     if snapshot.is_final and last_seen is not None and last_seen >= snapshot.seq:
         return Response(status_code=204)
+    release = hold(order_id)
 
     async def events() -> AsyncIterator[dict[str, str]]:
         async for status in follow(ingress, hub, snapshot, last_seen):
             yield {"id": str(status.seq), **render(status)}
 
-    return EventSourceResponse(events(), ping=ping_seconds)
+    return HeldStream(events(), ping=ping_seconds, release=release)
 
 
 def event_name(status: OrderStatus) -> str:

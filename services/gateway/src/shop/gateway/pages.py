@@ -11,8 +11,10 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from shop.gateway.admission import Overloaded
+from shop.gateway.client_limits import TooMany
 from shop.gateway.deps import (
     Admit,
+    Hold,
     Hub,
     Ingress,
     Settings,
@@ -167,10 +169,15 @@ async def place_order_form(
     except IdempotencyConflict:  # the form was tampered with, or sent again changed
         errors = {"form": "This form was already used for another order; please try again."}
         return await render_store(request, ingress, {**fields, "idempotency_key": ""}, errors, 422)
-    except Overloaded:
-        errors = {"form": "So many orders right now: please place yours again in a moment."}
-        busy = await render_store(request, ingress, fields, errors, 429)
-        busy.headers["Retry-After"] = "1"  # as the API's 429 says
+    except Overloaded as e:
+        wait = e.retry_after if isinstance(e, TooMany) else 1
+        message = (
+            "So many orders from your address: please place yours again in a minute."
+            if isinstance(e, TooMany)
+            else "So many orders right now: please place yours again in a moment."
+        )
+        busy = await render_store(request, ingress, fields, {"form": message}, 429)
+        busy.headers["Retry-After"] = str(wait)  # as the API's 429 says
         return busy
     page = f"/orders/{placed.order_id}"
     response: Response
@@ -258,6 +265,7 @@ async def order_stream(
     ingress: Ingress,
     hub: Hub,
     settings: Settings,
+    hold: Hold,
     secret: OrderSecret = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
@@ -271,7 +279,7 @@ async def order_stream(
         }
 
     return await event_stream(
-        ingress, hub, order_id, last_event_id, render, settings.sse_ping_seconds
+        ingress, hub, order_id, last_event_id, render, settings.sse_ping_seconds, hold
     )
 
 

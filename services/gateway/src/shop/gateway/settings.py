@@ -52,6 +52,13 @@ class GatewaySettings(ShopSettings):
     # with slower providers: it also caps the rate at (bound / an order's working time).
     max_orders_in_flight: int = 32
     order_in_flight_seconds: float = 30
+    # What one client (address) may take of a process (client_limits.py; 0: no limit): orders
+    # placed per minute (a third of them at once, so no client holds the bound above), and
+    # live-progress streams held; streams of one order, and in all.
+    orders_per_client_per_minute: int = Field(default=30, ge=0)
+    streams_per_client: int = Field(default=50, ge=0)
+    streams_per_order: int = Field(default=20, ge=0)
+    streams_in_all: int = Field(default=10_000, ge=0)
 
     @model_validator(mode="after")
     def _admin_token_required_outside_dev(self) -> Self:
