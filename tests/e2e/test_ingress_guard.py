@@ -43,6 +43,7 @@ PRIVATE = [
     ("Inventory/sticker-pack", "release", {"order_id": ORDER}),
     ("Inventory/sticker-pack", "commit", {"order_id": ORDER}),
     ("OrderKeys/some-key", "forget", None),
+    ("MailQuota/some-digest", "take", {"order_id": ORDER}),
     (f"OrderFulfilment/{ORDER}", "cancel", None),
     (f"OrderFulfilment/{ORDER}", "owner", None),
 ]

@@ -16,12 +16,14 @@ from shop.shared.models import (
     ChargeRequest,
     EmailReceipt,
     EmailRequest,
+    MailAllowance,
     OrderRef,
     Refund,
     Reservation,
     ReservationResult,
     StockLevel,
 )
+from shop.shared.ownership import sha256
 
 Out = TypeVar("Out", bound=BaseModel)
 
@@ -77,3 +79,10 @@ def commit(ctx: Context, sku: str, order_id: str) -> Reply[StockLevel]:
 
 def send_email(ctx: Context, request: EmailRequest) -> Reply[EmailReceipt]:
     return _call(ctx, names.EMAIL, "send", request, EmailReceipt)
+
+
+def take_mail_quota(ctx: Context, address: str, order_id: str) -> Reply[MailAllowance]:
+    """One of the address's failure mails for the hour (keyed by the address's digest, so no
+    address is a key in Restate's UI)."""
+    key = sha256(address.strip().lower())
+    return _call(ctx, names.MAIL_QUOTA, "take", OrderRef(order_id=order_id), MailAllowance, key=key)

@@ -116,6 +116,12 @@ class EmailReceipt(BaseModel):
     message_id: str
 
 
+class MailAllowance(BaseModel):
+    """Whether one more mail of a throttled kind may go to an address now."""
+
+    allowed: bool
+
+
 class FulfilmentResult(BaseModel):
     order_id: str
     status: OrderState

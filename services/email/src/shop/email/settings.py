@@ -7,6 +7,8 @@ class EmailSettings(ServiceSettings):
     smtp_port: int = 1025
     smtp_timeout_seconds: float = 10
     mail_from: str = "shop <orders@shop.example>"
+    # Mails about a failed order (a declined card costs nothing to try) per address per hour.
+    failed_mails_per_address_per_hour: int = 5
 
 
 settings = EmailSettings()

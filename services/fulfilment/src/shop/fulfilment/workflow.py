@@ -268,6 +268,13 @@ async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
     return result
 
 
+async def may_mail_failure(ctx: WorkflowContext, order: Order) -> bool:
+    """A failed order's mail counts against its address's hourly share (a declined card costs
+    nothing to try, so without one anybody could have the shop mail anyone without end)."""
+    quota = await calls.take_mail_quota(ctx, order.customer_email, order.order_id)
+    return quota.allowed
+
+
 async def unwind(
     ctx: WorkflowContext,
     order: Order,
@@ -281,7 +288,9 @@ async def unwind(
         await ctx.promise(OUTCOME, type_hint=str).resolve(status)
     for step in reversed(undo):
         await step()
-    mailed = await notify(ctx, order, status, error.message)
+    mailed = "email not sent: this address had enough of them lately"
+    if status != "failed" or await may_mail_failure(ctx, order):
+        mailed = await notify(ctx, order, status, error.message)
     result = FulfilmentResult(
         order_id=order.order_id, status=status, reason=error.message, last_step=progress.step
     )

@@ -28,7 +28,14 @@ from shop.shared.telemetry import current_ids, orders_started
 audit = logging.getLogger("shop.gateway.audit")
 
 REQUIRED_SERVICES = frozenset(
-    {names.FULFILMENT, names.ORDER_KEYS, names.PAYMENTS, names.INVENTORY, names.EMAIL}
+    {
+        names.FULFILMENT,
+        names.ORDER_KEYS,
+        names.PAYMENTS,
+        names.INVENTORY,
+        names.EMAIL,
+        names.MAIL_QUOTA,
+    }
 )
 
 
