@@ -87,14 +87,17 @@ def priced(order: Order) -> Order:
     unknown = sorted(line.product_id for line in order.lines if line.product_id not in CATALOG)
     if unknown:
         raise TerminalError(f"unknown products {unknown}", status_code=400)
+    quantities: dict[str, int] = {}  # a product twice is one line, as one reservation
+    for line in order.lines:
+        quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
     lines = [
         OrderLine(
-            product_id=line.product_id,
-            name=CATALOG[line.product_id].name,
-            quantity=line.quantity,
-            unit_price_cents=CATALOG[line.product_id].price_cents,
+            product_id=sku,
+            name=CATALOG[sku].name,
+            quantity=quantity,
+            unit_price_cents=CATALOG[sku].price_cents,
         )
-        for line in order.lines
+        for sku, quantity in quantities.items()
     ]
     currencies = {CATALOG[line.product_id].currency for line in lines}
     if len(currencies) != 1:
