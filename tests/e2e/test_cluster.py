@@ -23,6 +23,9 @@ SKU, PRICE_CENTS = "sticker-pack", 400
 CLIENTS = 3
 PAUSE = 0.3  # between one client's orders: a steady trickle, not a load test
 PARTITIONS = 4  # fewer than Restate's 24: three nodes share two cores with everything else
+# What a look at the cluster meets while nodes come and go: restatectl finding no node that
+# answers (RuntimeError), or the admin API's SQL failing while a partition moves.
+CLUSTER_BUSY = (RuntimeError, httpx.HTTPError)
 # Every order this module's tests placed (order id, email, when accepted): all must complete.
 ORDERS: list[tuple[str, str, float]] = []
 
@@ -119,9 +122,10 @@ def leader_of_busiest_partition(stack: Stack, restate: Restate) -> tuple[str, in
     partition (None while no order is unfinished): invocations carry their partition key
     (admin SQL), partitions their key range and leader, nodes their names (the cluster's own
     tables, through restatectl)."""
-    keys = restate.query(
+    keys = cluster_query(
+        restate,
         "SELECT partition_key FROM sys_invocation_status "
-        "WHERE target_service_name = 'OrderFulfilment' AND status != 'completed'"
+        "WHERE target_service_name = 'OrderFulfilment' AND status != 'completed'",
     )
     partitions = stack.cluster_sql(
         "SELECT p.partition_id, p.start_key, p.end_key, n.name AS leader FROM partitions p "
@@ -133,6 +137,14 @@ def leader_of_busiest_partition(stack: Stack, restate: Restate) -> tuple[str, in
     }
     busiest = max(partitions, key=lambda p: orders[p["partition_id"]])
     return (busiest["leader"], busiest["partition_id"]) if orders[busiest["partition_id"]] else None
+
+
+def cluster_query(restate: Restate, sql: str) -> list[dict[str, Any]]:
+    """The admin API's SQL over the cluster: it asks every partition, and answers 500 while
+    one of them is moving between nodes, so it is asked again until it answers."""
+    return eventually(
+        lambda: restate.query(sql), timeout=60, every=0.5, what=sql, retry_on=CLUSTER_BUSY
+    )
 
 
 def leader_of(stack: Stack, partition: int) -> str | None:
@@ -178,7 +190,7 @@ def all_nodes_back(stack: Stack) -> None:
         return nodes and len(led) == PARTITIONS and all(p.get("leader_plain_node_id") for p in led)
 
     # restatectl fails while every node it asks is still starting
-    eventually(whole, timeout=120, every=0.5, what="the whole cluster", retry_on=(RuntimeError,))
+    eventually(whole, timeout=120, every=0.5, what="the whole cluster", retry_on=CLUSTER_BUSY)
     stack.wait_ready(timeout=90)
 
 
@@ -188,9 +200,10 @@ def assert_all_completed(stack: Stack, gateway: httpx.Client, restate: Restate) 
     orders = ORDERS
     for order_id, _, _ in orders:
         assert final_status(gateway, order_id, timeout=120)["status"] == "completed"
-    runs = restate.query(
+    runs = cluster_query(
+        restate,
         "SELECT count(*) AS n FROM sys_invocation WHERE target_service_name = "
-        "'OrderFulfilment' AND target_handler_name = 'run'"
+        "'OrderFulfilment' AND target_handler_name = 'run'",
     )
     assert runs == [{"n": len(orders)}]
     stripe_api, mail = stripe_client(stack.stripe_url), Mail(stack.maildir)
@@ -223,7 +236,9 @@ def test_a_killed_partition_leader_loses_no_order_and_catches_up_when_back(
             restate = Restate(cluster.admin_url)
             eventually(lambda: shoppers.placed_since(0) >= 10, timeout=60)
             victim, partition = eventually(
-                lambda: leader_of_busiest_partition(cluster, restate), what="an unfinished order"
+                lambda: leader_of_busiest_partition(cluster, restate),
+                what="an unfinished order",
+                retry_on=CLUSTER_BUSY,
             )
             cluster.crash(victim)
             killed_at = time.monotonic()
@@ -234,6 +249,7 @@ def test_a_killed_partition_leader_loses_no_order_and_catches_up_when_back(
             new_leader = eventually(
                 lambda: (leader := leader_of(cluster, partition)) != victim and leader,
                 timeout=60,
+                retry_on=CLUSTER_BUSY,
             )
             eventually(lambda: shoppers.placed_since(killed_at) >= 10, timeout=60)
             # The failure detector declares it dead in its own time: poll, never assume.
@@ -241,6 +257,7 @@ def test_a_killed_partition_leader_loses_no_order_and_catches_up_when_back(
                 lambda: node_state(cluster, victim).get("state") == "dead",
                 timeout=60,
                 what=f"{victim} dead to the failure detector",
+                retry_on=CLUSTER_BUSY,
             )
 
             # Back: it rejoins and applies everything written to the log while it was gone.
@@ -253,7 +270,7 @@ def test_a_killed_partition_leader_loses_no_order_and_catches_up_when_back(
                 done = lsns and all(lsn >= missed.get(p, 0) for p, lsn in lsns.items())
                 return lsns if in_cluster(state) and done else None
 
-            replicas = eventually(caught_up, timeout=90, every=0.5)
+            replicas = eventually(caught_up, timeout=90, every=0.5, retry_on=CLUSTER_BUSY)
             caught_up_in = time.monotonic() - back_at
             eventually(lambda: shoppers.placed_since(back_at) >= 5, timeout=60)
 
