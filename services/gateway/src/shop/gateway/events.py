@@ -32,8 +32,9 @@ async def follow(
     ingress: RestateIngress, hub: ProgressHub, snapshot: OrderStatus, last_seen: int | None
 ) -> AsyncIterator[OrderStatus]:
     """Yields each status newer than `last_seen` once, in order, ending with the final one.
-    `snapshot` is the durable status, just read (one read per connection: with thousands of
-    browsers connecting at once, each read is an invocation in Restate)."""
+    `snapshot` is the durable status, just read (one read per connection, and a few more to
+    confirm a pushed final status: with thousands of browsers connecting at once, each read
+    is an invocation in Restate)."""
     order_id, seen = snapshot.order_id, -1 if last_seen is None else last_seen
 
     async def durable_if_final(pushed: OrderStatus) -> OrderStatus | None:
