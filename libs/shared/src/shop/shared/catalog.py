@@ -1,6 +1,9 @@
 """The product catalog: the one place that names products, prices and opening stock."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from shop.shared.models import OrderLine
 
 
 @dataclass(frozen=True)
@@ -21,3 +24,20 @@ PRODUCTS: tuple[Product, ...] = (
 )
 
 CATALOG: dict[str, Product] = {p.product_id: p for p in PRODUCTS}
+
+
+def priced_lines(items: Iterable[tuple[str, int]]) -> list[OrderLine]:
+    """Order lines at the catalog's names and prices for (product id, quantity) pairs of known
+    products; the same product twice becomes one line."""
+    quantities: dict[str, int] = {}
+    for sku, quantity in items:
+        quantities[sku] = quantities.get(sku, 0) + quantity
+    return [
+        OrderLine(
+            product_id=sku,
+            name=CATALOG[sku].name,
+            quantity=quantity,
+            unit_price_cents=CATALOG[sku].price_cents,
+        )
+        for sku, quantity in quantities.items()
+    ]

@@ -22,7 +22,7 @@ from restate import TerminalError, WorkflowContext, WorkflowSharedContext
 from shop.fulfilment.progress import STATUS_KEY, Progress
 from shop.fulfilment.settings import ORDER_RETENTION, settings
 from shop.shared import calls, names
-from shop.shared.catalog import CATALOG
+from shop.shared.catalog import CATALOG, priced_lines
 from shop.shared.models import (
     CancelOutcome,
     CancelReply,
@@ -33,7 +33,6 @@ from shop.shared.models import (
     EmailRequest,
     FulfilmentResult,
     Order,
-    OrderLine,
     OrderStatus,
     PaymentEvent,
     Reservation,
@@ -87,18 +86,8 @@ def priced(order: Order) -> Order:
     unknown = sorted(line.product_id for line in order.lines if line.product_id not in CATALOG)
     if unknown:
         raise TerminalError(f"unknown products {unknown}", status_code=400)
-    quantities: dict[str, int] = {}  # a product twice is one line, as one reservation
-    for line in order.lines:
-        quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
-    lines = [
-        OrderLine(
-            product_id=sku,
-            name=CATALOG[sku].name,
-            quantity=quantity,
-            unit_price_cents=CATALOG[sku].price_cents,
-        )
-        for sku, quantity in quantities.items()
-    ]
+    # A product twice is one line, so one reservation holds all of it.
+    lines = priced_lines((line.product_id, line.quantity) for line in order.lines)
     currencies = {CATALOG[line.product_id].currency for line in lines}
     if len(currencies) != 1:
         raise TerminalError("an order is paid in one currency", status_code=400)

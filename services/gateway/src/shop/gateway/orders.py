@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, fie
 
 from shop.gateway.deps import Admission
 from shop.gateway.restate_ingress import RestateIngress
-from shop.shared.catalog import CATALOG
+from shop.shared.catalog import CATALOG, priced_lines
 from shop.shared.models import KeyedOrder, Order, OrderLine
 from shop.shared.ownership import sha256
 
@@ -77,18 +77,7 @@ def fingerprint(request: OrderRequest) -> str:
 
 def order_lines(items: list[OrderItem]) -> list[OrderLine]:
     """Catalog lines for the items; the same product twice becomes one line."""
-    quantities: dict[str, int] = {}
-    for item in items:
-        quantities[item.product_id] = quantities.get(item.product_id, 0) + item.quantity
-    return [
-        OrderLine(
-            product_id=sku,
-            name=CATALOG[sku].name,
-            quantity=quantity,
-            unit_price_cents=CATALOG[sku].price_cents,
-        )
-        for sku, quantity in quantities.items()
-    ]
+    return priced_lines((item.product_id, item.quantity) for item in items)
 
 
 def build_order(request: OrderRequest, secret: str, site: str | None = None) -> Order:
