@@ -179,7 +179,6 @@ def write_env(folder: Path, gateway_port: int, stripe_port: int) -> Path:
         "RESTATE_IDENTITY_KEYS": public_key,
         "RESTATE_IDENTITY_KEY_FILE": str(key_file),
         "GATEWAY_PORT": str(gateway_port),
-        "RESTATE_ADMIN_PORT": str(free_port()),
         "STRIPE_EMULATOR_PORT": str(stripe_port),
         "CANCEL_WINDOW_SECONDS": "5",
     }
