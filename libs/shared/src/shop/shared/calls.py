@@ -12,6 +12,7 @@ from restate import Context
 
 from shop.shared import names
 from shop.shared.models import (
+    BookEntry,
     Charge,
     ChargeRequest,
     EmailReceipt,
@@ -86,3 +87,8 @@ def take_mail_quota(ctx: Context, address: str, order_id: str) -> Reply[MailAllo
     address is a key in Restate's UI)."""
     key = sha256(address.strip().lower())
     return _call(ctx, names.MAIL_QUOTA, "take", OrderRef(order_id=order_id), MailAllowance, key=key)
+
+
+def record(ctx: Context, entry: BookEntry) -> None:
+    """Into the order book, one-way (nothing to await): one writer per order, in order."""
+    ctx.generic_send(names.ORDERS, "record", entry.model_dump_json().encode(), key=entry.order_id)

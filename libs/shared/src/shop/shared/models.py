@@ -1,8 +1,11 @@
 """Pydantic models exchanged between the services (and journaled by Restate)."""
 
+import base64
+import json
+from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 OrderState = Literal["pending", "running", "completed", "failed", "cancelled"]
 FINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
@@ -37,6 +40,8 @@ class Order(BaseModel):
     secret_digest: str | None = None
     # The order's page, where the customer's bank sends them back after a 3-D Secure check.
     return_url: str | None = None
+    # When the customer placed it (the gateway's clock): the order book's created_at.
+    placed_at: datetime | None = None
 
     @property
     def total_cents(self) -> int:
@@ -197,3 +202,134 @@ class KeyedOrderReply(BaseModel):
 
     outcome: Literal["started", "replayed", "conflict"]
     order_id: str | None = None
+
+
+# The order book (the orders service, PostgreSQL): the system of record, kept for years.
+
+
+class BookOrder(BaseModel):
+    """What the book keeps of an order when it starts (the workflow's first entry)."""
+
+    customer_email: str
+    lines: list[OrderLine]
+    currency: str
+    total_cents: int
+    fulfilment_version: str
+    placed_at: datetime
+    trace_id: str | None = None
+    invocation_id: str | None = None
+
+
+class BookEntry(BaseModel):
+    """One status change of an order, sent by its workflow, in order (`seq` is the progress's,
+    so a replay or a retry writes nothing twice and the book never goes backwards)."""
+
+    order_id: str
+    seq: int = Field(ge=1)
+    status: OrderState
+    step: str
+    percent: int = Field(ge=0, le=100)
+    message: str
+    reason: str | None = None
+    payment_intent_id: str | None = None
+    order: BookOrder | None = None  # on the first entry only
+
+
+class OrderSummary(BaseModel):
+    order_id: str
+    status: str
+    customer_email: str
+    total_cents: int
+    currency: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class HistoryEntry(BaseModel):
+    status: str
+    step: str
+    message: str
+    at: datetime
+    reason: str | None = None
+
+
+class OrderRecord(OrderSummary):
+    """An order as the book has it: its lines and every status it went through."""
+
+    lines: list[OrderLine]
+    step: str
+    percent: int
+    message: str
+    reason: str | None = None
+    payment_intent_id: str | None = None
+    fulfilment_version: str
+    trace_id: str | None = None
+    invocation_id: str | None = None
+    history: list[HistoryEntry]
+
+
+class OrderFilter(BaseModel):
+    """Which orders to list, newest first. `since` inclusive, `until` exclusive."""
+
+    status: OrderState | None = None
+    email: str | None = None
+    product_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class OrderQuery(BaseModel):
+    """A page of the book: an operator's (the ADMIN_TOKEN goes with it)."""
+
+    filter: OrderFilter = OrderFilter()
+    limit: int = Field(50, ge=1, le=1000)
+    cursor: str | None = None
+    operator_token: str
+
+    @field_validator("cursor")
+    @classmethod
+    def known_cursor(cls, cursor: str | None) -> str | None:
+        if cursor is not None:
+            decode_cursor(cursor)
+        return cursor
+
+
+class OrderPage(BaseModel):
+    orders: list[OrderSummary]
+    next_cursor: str | None = None
+
+
+class OrderLookup(BaseModel):
+    order_id: str
+    operator_token: str
+
+
+class BookStatus(BaseModel):
+    """An order's status as the book has it (`found` false: the book does not know it)."""
+
+    found: bool
+    status: OrderStatus | None = None
+
+
+class BookRecord(BaseModel):
+    found: bool
+    record: OrderRecord | None = None
+
+
+def encode_cursor(created_at: datetime, order_id: str) -> str:
+    """Where a page of the book ended: opaque to clients, checked when it comes back."""
+    raw = json.dumps([created_at.isoformat(), order_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """ValueError for anything `encode_cursor` did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, order_id = json.loads(raw)
+        at = datetime.fromisoformat(created_at)
+    except (ValueError, TypeError) as e:
+        raise ValueError("not a cursor this API gave out") from e
+    if at.tzinfo is None or not isinstance(order_id, str):
+        raise ValueError("not a cursor this API gave out")
+    return at, order_id

@@ -6,3 +6,5 @@ INVENTORY = "Inventory"
 EMAIL = "Email"
 ORDER_KEYS = "OrderKeys"
 MAIL_QUOTA = "MailQuota"
+ORDERS = "Orders"  # the order book's writes, one virtual object per order
+ORDER_BOOK = "OrderBook"  # its reads

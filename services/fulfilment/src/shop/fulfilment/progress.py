@@ -1,5 +1,6 @@
-"""Progress reporting: durable workflow state first (authoritative), then a best-effort push
-to Valkey for live updates, which can never fail or stall the workflow."""
+"""Progress reporting: durable workflow state first (authoritative), then a one-way send to
+the order book (the system of record, which outlives the workflow), then a best-effort push to
+Valkey for live updates, which can never fail or stall the workflow."""
 
 import asyncio
 import logging
@@ -11,8 +12,16 @@ from restate import WorkflowContext
 from restate.server_context import restate_context_is_replaying
 
 from shop.fulfilment.settings import settings
+from shop.shared import calls
 from shop.shared import progress_feed as feed
-from shop.shared.models import FulfilmentResult, Order, OrderState, OrderStatus
+from shop.shared.models import (
+    BookEntry,
+    BookOrder,
+    FulfilmentResult,
+    Order,
+    OrderState,
+    OrderStatus,
+)
 from shop.shared.telemetry import orders_finished, step
 
 log = restate.getLogger(__name__)  # silent while the workflow replays
@@ -58,8 +67,9 @@ class Progress:
     """Reports the order's steps, numbered: the number is the event id the browser sees, the
     same on every replay because the workflow's code path is."""
 
-    def __init__(self, ctx: WorkflowContext, order: Order) -> None:
+    def __init__(self, ctx: WorkflowContext, order: Order, book: BookOrder) -> None:
         self.ctx, self.order_id, self.trace_id = ctx, order.order_id, order.trace_id
+        self.book: BookOrder | None = book  # goes with the first entry only
         self.seq, self.step = 0, "pending"
         self.pushed: asyncio.Task[bool] | None = None  # the latest push; the next one follows it
 
@@ -91,6 +101,10 @@ class Progress:
         level = logging.INFO if update.is_final else logging.DEBUG
         log.log(level, "order %s: %s (%d%%) %s", self.order_id, step, percent, message)
         self.ctx.set(STATUS_KEY, update)
+        # One-way: journaled (so sent exactly once), never waited for, so the book costs the
+        # order no round trip, and a book that cannot write (PostgreSQL down) delays nothing.
+        calls.record(self.ctx, book_entry(update, self.book))
+        self.book = None
         # The push is not a journaled step, which would cost a round trip to Restate per step:
         # it runs when the workflow first reaches this line and is skipped while it replays
         # (the flag the SDK's own logger uses). The state above is what counts; a push made
@@ -103,6 +117,21 @@ class Progress:
             self.pushed = asyncio.create_task(push_after(self.pushed, update))
             if update.is_final:
                 await self.pushed
+
+
+def book_entry(status: OrderStatus, order: BookOrder | None) -> BookEntry:
+    result = status.result
+    return BookEntry(
+        order_id=status.order_id,
+        seq=status.seq,
+        status=status.status,
+        step=status.step,
+        percent=status.percent,
+        message=status.message,
+        reason=result.reason if result else None,
+        payment_intent_id=result.payment_intent_id if result else None,
+        order=order,
+    )
 
 
 async def push_after(before: "asyncio.Task[bool] | None", status: OrderStatus) -> bool:

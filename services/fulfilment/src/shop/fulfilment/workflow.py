@@ -14,7 +14,7 @@ here instead of starting over.
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import restate
 from restate import TerminalError, WorkflowContext, WorkflowSharedContext
@@ -24,6 +24,7 @@ from shop.fulfilment.settings import ORDER_RETENTION, settings
 from shop.shared import calls, names
 from shop.shared.catalog import CATALOG, priced_lines
 from shop.shared.models import (
+    BookOrder,
     CancelOutcome,
     CancelReply,
     CancelRequest,
@@ -92,6 +93,22 @@ def priced(order: Order) -> Order:
     if len(currencies) != 1:
         raise TerminalError("an order is paid in one currency", status_code=400)
     return order.model_copy(update={"lines": lines, "currency": currencies.pop()})
+
+
+async def book_order(ctx: WorkflowContext, order: Order) -> BookOrder:
+    """What the order book keeps of the order. Placed when the gateway took it (a run started
+    otherwise takes its time from Restate's journal)."""
+    placed_at = order.placed_at or datetime.fromtimestamp(await ctx.time(), UTC)
+    return BookOrder(
+        customer_email=order.customer_email,
+        lines=order.lines,
+        currency=order.currency,
+        total_cents=order.total_cents,
+        fulfilment_version=settings.fulfilment_version,
+        placed_at=placed_at,
+        trace_id=order.trace_id,
+        invocation_id=ctx.request().id,
+    )
 
 
 def duration(seconds: float) -> str:
@@ -197,7 +214,7 @@ async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
     # length and the authorization; later, the look for a cancel and the decision to fulfil.
     owner_kept = ctx.promise(OWNER, type_hint=str).resolve(order.secret_digest or "")
     window_read = ctx.run_typed("cancel-window-seconds", cancel_window)
-    progress = Progress(ctx, order)
+    progress = Progress(ctx, order, await book_order(ctx, order))
     await progress("received", 5, received_message(), cancellable=True)
     total = money(order.total_cents, order.currency)
     lines = sorted(order.lines, key=lambda line: line.product_id)  # one order, on every replay

@@ -2,9 +2,10 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 
+from shop.gateway.book import OrderListQuery, csv_rows
 from shop.gateway.deps import (
     Admit,
     Hold,
@@ -39,7 +40,7 @@ from shop.gateway.responses import (
     merge,
 )
 from shop.shared.catalog import CATALOG, PRODUCTS
-from shop.shared.models import OrderStatus, StockLevel, StockUpdate
+from shop.shared.models import OrderPage, OrderRecord, OrderStatus, StockLevel, StockUpdate
 
 router = APIRouter(prefix="/api")
 OrderId = Annotated[str, Path(pattern=ORDER_ID_PATTERN)]
@@ -180,3 +181,45 @@ async def set_stock(sku: str, update: StockUpdate, ingress: Ingress) -> StockLev
     if sku not in CATALOG:
         raise HTTPException(404, f"unknown product {sku!r}")
     return await ingress.set_stock(sku, update)
+
+
+@router.get(
+    "/admin/orders",
+    dependencies=[Depends(require_admin)],
+    responses=merge(ADMIN_ONLY, INVALID, UNAVAILABLE),
+)
+async def list_orders(query: Annotated[OrderListQuery, Query()], ingress: Ingress) -> OrderPage:
+    """The order book, newest first: `limit` at a time, the next page from `next_cursor`."""
+    return await ingress.find_orders(query.filter(), query.limit, query.cursor)
+
+
+@router.get(
+    "/admin/orders.csv",
+    response_class=StreamingResponse,
+    dependencies=[Depends(require_admin)],
+    responses=merge(
+        {200: {"description": "Every order the filters select.", "content": {"text/csv": {}}}},
+        ADMIN_ONLY,
+        INVALID,
+        UNAVAILABLE,
+    ),
+)
+async def export_orders(
+    query: Annotated[OrderListQuery, Query()], ingress: Ingress
+) -> StreamingResponse:
+    """The same filters as the list (without `limit`: all of them), streamed as CSV."""
+    return StreamingResponse(
+        csv_rows(ingress, query),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="orders.csv"'},
+    )
+
+
+@router.get(
+    "/admin/orders/{order_id}",
+    dependencies=[Depends(require_admin)],
+    responses=merge(ADMIN_ONLY, UNKNOWN_ORDER, INVALID, UNAVAILABLE),
+)
+async def order_record(order_id: OrderId, ingress: Ingress) -> OrderRecord:
+    """The order's full record in the book: lines, customer, amounts, its history."""
+    return await ingress.order_record(order_id)

@@ -7,6 +7,7 @@ change it.
 """
 
 import secrets
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
@@ -94,6 +95,7 @@ def build_order(request: OrderRequest, secret: str, site: str | None = None) -> 
         currency=CATALOG[lines[0].product_id].currency,
         payment_method=request.payment_method,
         return_url=f"{site.rstrip('/')}/orders/{order_id}" if site else None,
+        placed_at=datetime.now(UTC),
     )
 
 

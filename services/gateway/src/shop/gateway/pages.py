@@ -3,7 +3,8 @@
 import asyncio
 import secrets
 from pathlib import Path as FsPath
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Cookie, Depends, Header, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -11,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from shop.gateway.admission import Overloaded
+from shop.gateway.book import OrderListQuery
 from shop.gateway.client_limits import TooMany
 from shop.gateway.deps import (
     Admit,
@@ -47,7 +49,7 @@ from shop.gateway.responses import (
 )
 from shop.gateway.timeline import timeline
 from shop.shared.catalog import CATALOG, PRODUCTS
-from shop.shared.models import OrderStatus, StockUpdate, money
+from shop.shared.models import OrderState, OrderStatus, StockUpdate, money
 
 router = APIRouter()
 templates = Jinja2Templates(directory=FsPath(__file__).parent / "templates")
@@ -299,18 +301,54 @@ async def cancel_from_operator_page(order_id: OrderId, ingress: Ingress) -> HTML
     "/admin",
     response_class=HTMLResponse,
     dependencies=[Depends(require_admin)],
-    responses=merge(ADMIN_ONLY, INVALID, UNAVAILABLE),
+    responses=merge(ADMIN_ONLY, INVALID_FORM, UNAVAILABLE),
 )
 async def operator_page(request: Request, ingress: Ingress, settings: Settings) -> HTMLResponse:
-    orders, stock = await asyncio.gather(ingress.recent_orders(), ingress.all_stock())
+    """Stock, and the order book with the API's filters and pages (a filter's empty field is
+    no filter)."""
+    fields = {k: v for k, v in request.query_params.items() if v.strip()}
+    try:
+        query, error = OrderListQuery.model_validate(fields), None
+    except ValidationError as e:
+        query = OrderListQuery()
+        error = "; ".join(f"{field}: {why}" for field, why in field_errors(e).items())
+    page, stock = await asyncio.gather(
+        ingress.find_orders(query.filter(), query.limit, query.cursor), ingress.all_stock()
+    )
+    filters = query.model_dump(mode="json", exclude_none=True, exclude={"limit", "cursor"})
     context = {
-        "orders": orders,
+        "page": page,
+        "query": query,
+        "filter_error": error,
+        "filtered": bool(filters),
+        "statuses": get_args(OrderState),
+        "products": PRODUCTS,
+        "next_query": urlencode({**filters, "cursor": page.next_cursor or ""}),
+        "export_query": urlencode(filters),
         "stock": stock,
+        "csrf_token": csrf_token(settings.admin_token.get_secret_value()),
+    }
+    status = 422 if error else 200
+    return templates.TemplateResponse(request, "admin.html", context, status_code=status)
+
+
+@router.get(
+    "/admin/orders/{order_id}",
+    response_class=HTMLResponse,
+    dependencies=[Depends(require_admin)],
+    responses=merge(ADMIN_ONLY, UNKNOWN_ORDER, INVALID, UNAVAILABLE),
+)
+async def operator_order_page(
+    request: Request, order_id: OrderId, ingress: Ingress, settings: Settings
+) -> HTMLResponse:
+    """One order from the book: customer, lines, history, its journal and its trace."""
+    context = {
+        "record": await ingress.order_record(order_id),
         "restate_ui": settings.restate_ui_url,
         "jaeger": settings.jaeger_ui_url,
         "csrf_token": csrf_token(settings.admin_token.get_secret_value()),
     }
-    return templates.TemplateResponse(request, "admin.html", context)
+    return templates.TemplateResponse(request, "admin_order.html", context)
 
 
 @router.post(

@@ -1,4 +1,5 @@
-"""The gateway's calls to Restate: every ingress/admin URL and error mapping lives here."""
+"""The gateway's calls to Restate, all through its ingress (the gateway has no admin rights):
+every URL and error mapping lives here."""
 
 import asyncio
 import logging
@@ -11,11 +12,19 @@ from pydantic import BaseModel
 from shop.shared import names
 from shop.shared.catalog import PRODUCTS
 from shop.shared.models import (
+    BookRecord,
+    BookStatus,
     CancelReply,
     CancelRequest,
     KeyedOrder,
     KeyedOrderReply,
     Order,
+    OrderFilter,
+    OrderLookup,
+    OrderPage,
+    OrderQuery,
+    OrderRecord,
+    OrderRef,
     OrderStatus,
     PaymentEvent,
     Restock,
@@ -27,16 +36,22 @@ from shop.shared.telemetry import current_ids, orders_started
 # Operators' actions, one line each (who acted is whoever holds ADMIN_TOKEN).
 audit = logging.getLogger("shop.gateway.audit")
 
-REQUIRED_SERVICES = frozenset(
-    {
-        names.FULFILMENT,
-        names.ORDER_KEYS,
-        names.PAYMENTS,
-        names.INVENTORY,
-        names.EMAIL,
-        names.MAIL_QUOTA,
-    }
-)
+# Every service the shop needs registered, each with a path to one of its handlers (objects
+# and workflows take a key). Readiness asks the ingress for each with a body it refuses
+# (400) before anything runs, and that it answers 404 only for a service it does not have:
+# no admin rights needed, nothing invoked.
+PROBES = {
+    names.FULFILMENT: "probe/get_status",
+    names.ORDER_KEYS: "probe/start",
+    names.PAYMENTS: "authorize",
+    names.INVENTORY: "probe/get",
+    names.EMAIL: "send",
+    names.MAIL_QUOTA: "probe/take",
+    names.ORDERS: "probe/record",
+    names.ORDER_BOOK: "status",
+}
+REQUIRED_SERVICES = frozenset(PROBES)
+PROBE = {"content-type": "application/x-shop-readiness-probe"}
 
 
 class Failover(httpx.AsyncBaseTransport):
@@ -92,13 +107,9 @@ class OrderNotFound(Exception):
 
 class RestateIngress:
     def __init__(
-        self,
-        ingress: httpx.AsyncClient,
-        admin: httpx.AsyncClient,
-        concurrency: int = 200,
-        operator_token: str = "",
+        self, ingress: httpx.AsyncClient, concurrency: int = 200, operator_token: str = ""
     ) -> None:
-        self.ingress, self.admin = ingress, admin
+        self.ingress = ingress
         # ADMIN_TOKEN: what an operator's action carries into Restate, where the services
         # check it too (their handlers for it are public on Restate's ingress).
         self.operator_token = operator_token
@@ -159,11 +170,22 @@ class RestateIngress:
         return reply
 
     async def order_status(self, order_id: str) -> OrderStatus:
+        """The order's progress: the run's own while Restate keeps it, then the book's."""
+        status, _ = await self.lookup(order_id)
+        return status
+
+    async def lookup(self, order_id: str) -> tuple[OrderStatus, bool]:
+        """The order's status, and whether Restate still has its run (else it is the book's:
+        the run was purged once its retention was over). OrderNotFound if neither has it."""
         response = await self._post(f"/{names.FULFILMENT}/{order_id}/get_status")
         status = OrderStatus.model_validate_json(response.content)
-        if status.seq == 0 and not await self._workflow_exists(order_id):
+        if status.seq > 0 or await self._workflow_exists(order_id):
+            return status, True
+        response = await self._post(f"/{names.ORDER_BOOK}/status", OrderRef(order_id=order_id))
+        booked = BookStatus.model_validate_json(response.content).status
+        if booked is None:
             raise OrderNotFound(order_id)
-        return status
+        return booked, False
 
     async def payment_event(self, order_id: str, event: PaymentEvent) -> bool:
         """Hands a verified Stripe event to the order (False for an unknown order): queued by
@@ -193,7 +215,9 @@ class RestateIngress:
         order is instead (`completed`, `failed`, `fulfilling`): too late to cancel.
         OrderNotFound for an unknown order, and for one `secret` may not cancel: to a
         caller without the order's secret, the order looks as if it did not exist."""
-        status = await self.order_status(order_id)  # OrderNotFound for unknown ids
+        status, running = await self.lookup(order_id)  # OrderNotFound for unknown ids
+        if not running:  # only the book has it: long finished
+            return status.status
         # The order checks the secret itself, then answers at its next step (or at once,
         # during the cancellation window, or when it is over).
         request = CancelRequest(secret=secret or "")
@@ -225,33 +249,39 @@ class RestateIngress:
         audit.info("operator set stock of %s to %d available", sku, update.quantity)
         return StockLevel.model_validate_json(response.content)
 
-    async def recent_orders(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Newest first, with each run's invocation id and latest progress: Restate's own SQL
-        introspection is the order index, so there is no second store to keep in step."""
-        sql = (
-            "SELECT i.id, i.target_service_key AS order_id, i.created_at, s.value_utf8 AS progress"
-            " FROM sys_invocation i LEFT JOIN state s ON s.service_name = i.target_service_name"
-            " AND s.service_key = i.target_service_key AND s.key = 'status'"
-            f" WHERE i.target_service_name = '{names.FULFILMENT}' AND i.target_handler_name = 'run'"
-            f" ORDER BY i.created_at DESC LIMIT {int(limit)}"
+    async def find_orders(self, where: OrderFilter, limit: int, cursor: str | None) -> OrderPage:
+        """A page of the order book, newest first (operators)."""
+        query = OrderQuery(
+            filter=where, limit=limit, cursor=cursor, operator_token=self.operator_token
         )
-        response = await self._send(
-            self.admin, "/query", json={"query": sql}, headers={"accept": "application/json"}
-        )
-        rows = response.json()["rows"]
-        for row in rows:
-            progress = row.pop("progress")
-            row["status"] = OrderStatus.model_validate_json(progress) if progress else None
-        return rows
+        response = await self._post(f"/{names.ORDER_BOOK}/find", query)
+        return OrderPage.model_validate_json(response.content)
+
+    async def order_record(self, order_id: str) -> OrderRecord:
+        """An order's full record in the book (operators); OrderNotFound if it has none."""
+        lookup = OrderLookup(order_id=order_id, operator_token=self.operator_token)
+        response = await self._post(f"/{names.ORDER_BOOK}/details", lookup)
+        record = BookRecord.model_validate_json(response.content).record
+        if record is None:
+            raise OrderNotFound(order_id)
+        return record
 
     async def missing_services(self) -> set[str]:
         """Services not yet registered, or all of them when Restate does not answer."""
         try:
             health = await self._request(self.ingress, "GET", "/restate/health")
-            services = await self._request(self.admin, "GET", "/services")
+            if health.status_code != 200:
+                return set(REQUIRED_SERVICES)
+            answers = await asyncio.gather(
+                *(
+                    self._request(
+                        self.ingress, "POST", f"/{name}/{path}", content=b"?", headers=PROBE
+                    )
+                    for name, path in PROBES.items()
+                )
+            )
         except httpx.HTTPError:
             return set(REQUIRED_SERVICES)
-        if health.status_code != 200 or services.status_code != 200:
-            return set(REQUIRED_SERVICES)
-        registered = {s["name"] for s in services.json().get("services", [])}
-        return set(REQUIRED_SERVICES - registered)
+        return {
+            name for name, answer in zip(PROBES, answers, strict=True) if answer.status_code != 400
+        }
