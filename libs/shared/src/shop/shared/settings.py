@@ -1,13 +1,27 @@
 """Settings read from the environment (pydantic-settings); the defaults are the local stack's."""
 
+import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def secrets_dir() -> Path | None:
+    """Where secrets may come from as files, one per setting, named like it in lower case
+    (`admin_token`, `orders_database_password`, ...): SHOP_SECRETS_DIR, else /run/secrets
+    when it exists (compose's and k8s's mounts). An environment variable of the same name
+    wins over the file."""
+    configured = os.environ.get("SHOP_SECRETS_DIR")
+    if configured:
+        return Path(configured)
+    default = Path("/run/secrets")
+    return default if default.is_dir() else None
+
+
 class ShopSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
+    model_config = SettingsConfigDict(extra="ignore", secrets_dir=secrets_dir())
 
     # One URL each, or, for a Restate cluster, several comma-separated (any node answers for
     # the whole cluster; the next is tried when one cannot be reached).

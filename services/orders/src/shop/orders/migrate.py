@@ -20,12 +20,14 @@ from alembic.config import Config
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shop.shared.settings import secrets_dir
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger("shop.orders.migrate")
 
 
 class MigratorSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
+    model_config = SettingsConfigDict(extra="ignore", secrets_dir=secrets_dir())
 
     migrator_database_url: str = "postgresql://shop_migrator@127.0.0.1:5433/shop"
     migrator_database_password: SecretStr = SecretStr("")
