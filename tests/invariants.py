@@ -5,6 +5,7 @@ e2e tests' after-each-test check and the chaos run."""
 import mailbox
 from pathlib import Path
 
+import httpx
 import stripe
 
 FINAL = {"completed", "failed", "cancelled"}
@@ -57,3 +58,28 @@ class Mail:
         for m in self.messages():
             boxes.setdefault(m["To"], {})[m["Message-ID"]] = m
         return boxes
+
+
+def booked(gateway: httpx.Client, admin: dict[str, str], order_id: str) -> dict | None:
+    """The order's record in the order book (through the gateway's admin API), once the book
+    has its final status; None until then."""
+    response = gateway.get(f"/api/admin/orders/{order_id}", headers=admin)
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    record = response.json()
+    return record if record["status"] in FINAL else None
+
+
+def book_agrees(record: dict, status: str, total_cents: int | None = None) -> None:
+    """The book's record of a final order: its final status once, last, with the history's
+    sequence whole (every step recorded once, in order)."""
+    assert record["status"] == status, (record["order_id"], record["status"], status)
+    history = record["history"]
+    assert [h["status"] for h in history].count(status) == 1, history
+    assert history[-1]["status"] == status, history
+    assert [h["at"] for h in history] == sorted(h["at"] for h in history), history
+    lines = sum(line["quantity"] * line["unit_price_cents"] for line in record["lines"])
+    assert record["total_cents"] == lines, record
+    if total_cents is not None:
+        assert record["total_cents"] == total_cents, record

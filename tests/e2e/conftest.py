@@ -10,7 +10,7 @@ import stripe
 
 from shop.dev.stack import NO_CLIENT_LIMITS, Ports, Stack
 
-from ..invariants import SUBJECT_WORD, Mail, money_kept, stripe_client
+from ..invariants import SUBJECT_WORD, Mail, book_agrees, booked, money_kept, stripe_client
 from .helpers import PLACED, eventually, final_status
 
 # Every e2e test runs twice: on a normal server, and on one that suspends the handler after
@@ -124,11 +124,15 @@ def put_back(stack: Stack) -> None:
 
 @pytest.fixture(autouse=True)
 def invariants(
-    stack: Stack, gateway: httpx.Client, stripe_api: stripe.StripeClient, mail: "Mail"
+    stack: Stack,
+    gateway: httpx.Client,
+    admin: dict[str, str],
+    stripe_api: stripe.StripeClient,
+    mail: "Mail",
 ) -> Iterator[None]:
     """After every e2e test on the shared stack: the stack put back as the test found it,
     then money kept only for completed orders, stock conserved with nothing left reserved,
-    one email per final order."""
+    one email per final order, and each order in the book with its final status."""
     first = len(PLACED)
     yield
     put_back(stack)
@@ -139,6 +143,8 @@ def invariants(
             assert kept > 0 and not held, (order_id, status, kept)
         else:
             assert kept == 0 and not held, (order_id, status, kept, held)
+        record = eventually(lambda o=order_id: booked(gateway, admin, o), what="in the book")
+        book_agrees(record, status)
         received = eventually(lambda o=order_id, e=email: mail.received(e, o))
         subjects = [m["Subject"] for m in received.values()]
         assert len(subjects) == 1, (order_id, subjects)

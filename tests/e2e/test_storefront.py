@@ -7,7 +7,7 @@ import pytest
 
 from shop.dev.stack import Stack
 
-from .helpers import available, customer, final_status, track
+from .helpers import available, customer, eventually, final_status, track
 
 
 def test_store_page_lists_products_with_price_and_stock(gateway: httpx.Client) -> None:
@@ -88,9 +88,19 @@ def test_operator_page_needs_the_token_and_lists_orders_and_stock(
     order_id = track(location.rsplit("/", 1)[1], form["customer_email"])
     final_status(gateway, order_id)
 
-    page = gateway.get("/admin", auth=("admin", token)).text
-    assert order_id in page and "/ui/invocations/inv_" in page
+    def listed() -> str | None:
+        page = gateway.get("/admin", auth=("admin", token)).text
+        return page if order_id in page else None
+
+    page = eventually(listed, what="the order in the operator's list (from the book)")
+    assert form["customer_email"] in page and "4.00 EUR" in page
     assert 'data-sku="poster-a2"' in page
+    one = gateway.get(f"/admin/orders/{order_id}", auth=("admin", token))
+    assert one.status_code == 200 and "/ui/invocations/inv_" in one.text
+    assert "Sticker pack" in one.text and "Order received" in one.text
+    # A filter the book cannot take is said on the page, beside the filters.
+    bad = gateway.get("/admin", params={"status": "lost"}, auth=("admin", token))
+    assert bad.status_code == 422 and "status:" in bad.text
     # The page's actions carry its CSRF token, as htmx sends it.
     csrf = {"X-CSRF-Token": re.search(r'"X-CSRF-Token": "(\w+)"', page)[1]}
     row = gateway.post(

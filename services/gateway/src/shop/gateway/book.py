@@ -6,7 +6,7 @@ import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from shop.gateway.restate_ingress import RestateIngress
 from shop.shared.models import OrderFilter, OrderState, OrderSummary, decode_cursor
@@ -41,11 +41,13 @@ class OrderListQuery(BaseModel):
             decode_cursor(cursor)
         return cursor
 
-    @model_validator(mode="after")
-    def until_after_since(self) -> "OrderListQuery":
-        if self.since and self.until and self.until <= self.since:
+    @field_validator("until")
+    @classmethod
+    def until_after_since(cls, until: datetime | None, info: ValidationInfo) -> datetime | None:
+        since = info.data.get("since")
+        if since and until and until <= since:
             raise ValueError("until must be after since")
-        return self
+        return until
 
     def filter(self) -> OrderFilter:
         return OrderFilter(**self.model_dump(include=set(OrderFilter.model_fields)))
