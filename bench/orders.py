@@ -10,7 +10,8 @@ service beside it on the same Restate server, then prints:
 - unloaded: one order at a time, POST to outcome: p50, and its ratio to the no-op p50;
 - closed loop: N clients, each placing an order and waiting for its outcome: orders/s (and the
   ratio to the no-op calls/s), p50/p99; the CPU seconds per order of every process (the Stripe
-  emulator and the SMTP server apart: they stand in for providers, but share the cores);
+  emulator and the SMTP server apart: they stand in for providers, but share the cores); and
+  the order book's lag: from each outcome to its final row in PostgreSQL, p50/p99;
 - half load: orders offered at half the closed-loop rate: p50/p99 (p99 as a multiple of p50);
 - open loop: wrk offers 3x the closed-loop rate for S seconds: accepted, shed (429), and the
   rate at which the accepted backlog completes (and its ratio to the closed-loop rate).
@@ -30,13 +31,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 import httpx
 from procs import cpu_seconds
 
-from shop.dev.stack import NO_CLIENT_LIMITS, Ports, Stack
+from shop.dev.stack import NO_CLIENT_LIMITS, ONE_SHOTS, Ports, Stack
 
 HERE = Path(__file__).parent
 ORDER = (
@@ -123,6 +126,8 @@ class Shop:
     def __init__(self, stack: Stack, session: aiohttp.ClientSession) -> None:
         self.stack, self.session = stack, session
         self.shed = 0
+        # When each order's outcome reached its client (wall clock), for the book's lag.
+        self.done: dict[str, float] = {}
 
     async def order(self) -> float | None:
         """Place an order and wait for its outcome; seconds taken, or None if it was shed."""
@@ -140,7 +145,31 @@ class Shop:
             response.raise_for_status()
             if (await response.json())["status"] != "completed":
                 raise RuntimeError(f"order {order_id} did not complete")
+        self.done[order_id] = time.time()
         return time.perf_counter() - started
+
+
+def book_lag(stack: Stack, done: dict[str, float]) -> list[float]:
+    """Per order, ms from its outcome reaching the client (the run's end, through Restate) to
+    its final status in the order book (the row's time, the same machine's clock); < 0: the
+    book had it first. Read after the load, so the reads cost the load nothing."""
+    admin = {"Authorization": f"Bearer {stack.shared_env()['ADMIN_TOKEN']}"}
+
+    def lag(client: httpx.Client, order_id: str) -> float:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            record = client.get(f"/api/admin/orders/{order_id}", headers=admin)
+            if record.status_code == 200 and record.json()["status"] == "completed":
+                at = datetime.fromisoformat(record.json()["history"][-1]["at"]).timestamp()
+                return (at - done[order_id]) * 1000
+            time.sleep(0.2)
+        raise TimeoutError(f"order {order_id} not final in the book after 60 s")
+
+    with (
+        httpx.Client(base_url=stack.gateway_url, timeout=30) as client,
+        ThreadPoolExecutor(8) as pool,
+    ):
+        return list(pool.map(lambda order_id: lag(client, order_id), done))
 
 
 async def closed_loop(shop: Shop, clients: int, seconds: float) -> list[float]:
@@ -268,7 +297,7 @@ def measure(stack: Stack, noop_pid: int, args: argparse.Namespace) -> None:
         f" Restate {engine:.2f} ms, service {service:.2f} ms); p50 {relay_p50:.2f} ms at 1:"
         f" each call between services adds {relay_p50 - floor_p50:.2f} ms to a path"
     )
-    cpu = Cpu(stack, list(stack.programs()))
+    cpu = Cpu(stack, [p for p in stack.programs() if p not in ONE_SHOTS])
     rate = asyncio.run(through_the_gateway(stack, args, floor, floor_p50, cpu))
     result = backlog(stack, 3 * rate, args.overload_seconds)
     print(
@@ -298,6 +327,7 @@ async def through_the_gateway(
 
         before = cpu.read()
         started = time.monotonic()
+        shop.done.clear()
         latencies = await closed_loop(shop, args.clients, args.seconds)
         rate = len(latencies) / (time.monotonic() - started)
         after = cpu.read()
@@ -306,6 +336,11 @@ async def through_the_gateway(
             f" = {rate / floor:.3f}x the no-op calls/s;"
             f" p50 {pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms"
             f" ({shop.shed} shed)"
+        )
+        lags = await asyncio.to_thread(book_lag, stack, dict(shop.done))
+        print(
+            f"  the order book's lag (outcome at the client -> final row in the book) over"
+            f" those {len(lags)} orders: p50 {pct(lags, 50):.1f} ms, p99 {pct(lags, 99):.1f} ms"
         )
         used = {name: (after[name] - before[name]) * 1000 / len(latencies) for name in after}
         providers = {name: used.pop(name) for name in PROVIDERS}

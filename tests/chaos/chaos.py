@@ -47,7 +47,15 @@ import stripe
 
 from shop.dev.stack import NO_CLIENT_LIMITS, SERVICES, Ports, Stack
 
-from ..invariants import FINAL, SUBJECT_WORD, Mail, money_kept, stripe_client
+from ..invariants import (
+    FINAL,
+    SUBJECT_WORD,
+    Mail,
+    book_agrees,
+    booked,
+    money_kept,
+    stripe_client,
+)
 
 KINDS = {"normal": 35, "declined": 15, "out_of_stock": 15, "duplicate": 15, "cancelled": 20}
 PLENTY = ("mug-classic", "tee-logo", "cap-navy", "sticker-pack")
@@ -62,8 +70,9 @@ UNEXPECTED_5XX = {500, 502, 504}
 
 
 def killable(programs: list[str]) -> list[str]:
-    """What the chaos may kill: the shop's own processes, every Restate node, Valkey."""
-    ours = {*SERVICES, "gateway", "valkey"}
+    """What the chaos may kill: the shop's own processes, every Restate node, Valkey, the
+    order book's PostgreSQL."""
+    ours = {*SERVICES, "gateway", "valkey", "postgres"}
     return [p for p in programs if p in ours or p == "restate" or p.startswith("restate-")]
 
 
@@ -480,6 +489,44 @@ class Chaos:
         self.check_money(accepted, before)
         self.check_mail(accepted)
         self.check_stock(accepted, before, self.products(http))
+        self.check_book(http, accepted, before)
+
+    def check_book(
+        self, http: httpx.Client, accepted: list[Order], before: dict[str, dict[str, Any]]
+    ) -> None:
+        """The order book holds every accepted order once, with its final status and total
+        (once its writes, retried through the kills, are in: within `settle` seconds), and
+        no order no client was told of."""
+        admin = {"Authorization": f"Bearer {self.stack.shared_env()['ADMIN_TOKEN']}"}
+        deadline = time.monotonic() + self.settle
+
+        def check(order: Order) -> None:
+            if order.final is None:
+                return
+            record = None
+            while time.monotonic() < deadline:
+                record = booked(http, admin, order.order_id)
+                if record is not None and record["status"] == order.final:
+                    break
+                time.sleep(1)
+            total = sum(before[s]["price_cents"] * q for s, q in order.quantities().items())
+            if record is None or record["status"] != order.final:
+                found = record and record["status"]
+                self.violation(f"book: {order.order_id} is {found}, the order {order.final}")
+                return
+            try:
+                book_agrees(record, order.final, total)
+            except AssertionError as e:
+                self.violation(f"book: {order.order_id}: {e}")
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(check, accepted))
+        export = http.get("/api/admin/orders.csv", headers=admin, timeout=60)
+        booked_ids = [row.split(",", 1)[0] for row in export.text.splitlines()[1:]]
+        if len(booked_ids) != len(set(booked_ids)):
+            self.violation("book: an order listed twice")
+        for order_id in sorted(set(booked_ids) - {o.order_id for o in accepted}):
+            self.violation(f"book: {order_id}, an order no client was told of")
 
     def check_money(self, accepted: list[Order], before: dict[str, dict[str, Any]]) -> None:
         """Per order through the Stripe API: the total kept if completed, else nothing; no

@@ -65,7 +65,8 @@ class Ports:
     email: int = 9084
     orders: int = 9085
     valkey: int = 6379
-    postgres: int = 5433  # not 5432, which a system PostgreSQL may hold
+    # Not 5432, nor the ports after it: Debian numbers its own clusters from 5432 up.
+    postgres: int = 15432
     smtp: int = 1025
     stripe: int = 12111
     # Restate nodes 2 and 3 of a cluster (`--cluster 3`), node 1 being the ports above.
@@ -557,6 +558,8 @@ def main() -> None:
             f"  mail: {stack.maildir}/new · logs: {stack.state / 'logs'}\n"
             f"  admin token: {stack.shared_env()['ADMIN_TOKEN']}"
             f" · valkey :{p.valkey} · smtp :{p.smtp}\n"
+            f"  order book: {stack.gateway_url}/admin · PostgreSQL :{p.postgres}"
+            f" (passwords in {stack.book.root})\n"
             "  Ctrl-C stops everything.\n",
             flush=True,
         )

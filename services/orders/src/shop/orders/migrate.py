@@ -29,7 +29,7 @@ log = logging.getLogger("shop.orders.migrate")
 class MigratorSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", secrets_dir=secrets_dir())
 
-    migrator_database_url: str = "postgresql://shop_migrator@127.0.0.1:5433/shop"
+    migrator_database_url: str = "postgresql://shop_migrator@127.0.0.1:15432/shop"
     migrator_database_password: SecretStr = SecretStr("")
     # The orders service's role: granted reading and writing rows, nothing else.
     orders_database_role: str = "shop_orders"

@@ -3,7 +3,7 @@ from pydantic import SecretStr
 from shop.shared.ownership import OperatorSettings
 from shop.shared.settings import ServiceSettings
 
-DEV_DATABASE_URL = "postgresql://shop_orders@127.0.0.1:5433/shop"
+DEV_DATABASE_URL = "postgresql://shop_orders@127.0.0.1:15432/shop"
 
 
 class DatabaseSettings(ServiceSettings):
