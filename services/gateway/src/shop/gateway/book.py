@@ -54,9 +54,13 @@ class OrderListQuery(BaseModel):
 
 
 def cell(value: object) -> str:
-    """A CSV cell a spreadsheet shows as text: one starting like a formula gets a quote."""
-    text = value.isoformat() if isinstance(value, datetime) else str(value)
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """A CSV cell as a spreadsheet should show it: text that starts like a formula (an email
+    address may) gets a quote in front; numbers and times as they are."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return f"'{value}"
+    return str(value)
 
 
 async def csv_rows(ingress: RestateIngress, query: OrderListQuery) -> AsyncIterator[str]:
