@@ -3,9 +3,9 @@
 import base64
 import json
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field
 
 OrderState = Literal["pending", "running", "completed", "failed", "cancelled"]
 FINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
@@ -283,15 +283,8 @@ class OrderQuery(BaseModel):
 
     filter: OrderFilter = OrderFilter()
     limit: int = Field(50, ge=1, le=1000)
-    cursor: str | None = None
+    cursor: "Cursor | None" = None
     operator_token: str
-
-    @field_validator("cursor")
-    @classmethod
-    def known_cursor(cls, cursor: str | None) -> str | None:
-        if cursor is not None:
-            decode_cursor(cursor)
-        return cursor
 
 
 class OrderPage(BaseModel):
@@ -333,3 +326,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     if at.tzinfo is None or not isinstance(order_id, str):
         raise ValueError("not a cursor this API gave out")
     return at, order_id
+
+
+def known_cursor(cursor: str) -> str:
+    decode_cursor(cursor)
+    return cursor
+
+
+# Where the page before ended: only what encode_cursor made (ValueError for anything else).
+Cursor = Annotated[str, AfterValidator(known_cursor)]

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from shop.gateway.restate_ingress import RestateIngress
-from shop.shared.models import OrderFilter, OrderState, OrderSummary, decode_cursor
+from shop.shared.models import Cursor, OrderFilter, OrderState, OrderSummary
 
 CSV_PAGE = 1000  # orders per call to the book while exporting
 CSV_COLUMNS = list(OrderSummary.model_fields)
@@ -27,19 +27,12 @@ class OrderListQuery(BaseModel):
     since: datetime | None = None
     until: datetime | None = None
     limit: int = Field(50, ge=1, le=200)
-    cursor: str | None = Field(None, description="`next_cursor` of the page before.")
+    cursor: Cursor | None = Field(None, description="`next_cursor` of the page before.")
 
     @field_validator("since", "until")
     @classmethod
     def utc_unless_zoned(cls, at: datetime | None) -> datetime | None:
         return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
-
-    @field_validator("cursor")
-    @classmethod
-    def known_cursor(cls, cursor: str | None) -> str | None:
-        if cursor is not None:
-            decode_cursor(cursor)
-        return cursor
 
     @field_validator("until")
     @classmethod
