@@ -1,19 +1,24 @@
 """The compose smoke test (`./task compose-smoke`): deploy/compose.yaml, run for real with Podman.
 
 1. builds every image (deploy/podman/images.py: local base, stand-ins for Restate and Valkey,
-   our own images);
+   our own images, PostgreSQL);
 2. `podman-compose up -d` of deploy/compose.yaml with the local override
    (compose.local-smoke.yaml: no Jaeger or Mailpit here, the dev SMTP sink instead) and the
    `local` profile, under a project name of its own, on free loopback ports, with a fresh
-   request-identity key pair and admin token in a temporary env file;
+   request-identity key pair, admin token and database passwords in a temporary folder;
 3. waits until every container passes its compose healthcheck (Podman 4.3 runs healthchecks
-   only through systemd timers, which these machines lack, so this script runs them);
+   only through systemd timers, which these machines lack, so this script runs them) and the
+   one-shot `book-migrate` has exited 0; checks that Restate has every service registered,
+   the order book's (Orders, OrderBook) included;
 4. places an order through the published gateway and asserts it completes with exactly one
-   captured PaymentIntent in the Stripe emulator and one mail in the SMTP sink;
+   captured PaymentIntent in the Stripe emulator and one mail in the SMTP sink, and that the
+   order book has it with the same final status (the gateway's admin API, with the token);
 5. SIGKILLs the fulfilment container's process while a second order waits in its cancel
    window, and asserts compose's restart policy brings it back and the order completes, with
    one charge and one mail;
-6. stops the services (each must exit on SIGTERM well before the grace period), then
+6. checks who reaches what: Restate's ingress only from the shop's network, PostgreSQL only
+   from the orders service (its network `book`);
+7. stops the services (each must exit on SIGTERM well before the grace period), then
    `podman-compose down -v`, whatever happened.
 
 It fails, never skips, when Podman cannot run containers here. Run as root (as CI does).
@@ -43,7 +48,16 @@ import images  # deploy/podman/images.py, beside this file
 from shop.dev import identity_keys
 from shop.dev.eventually import eventually
 
-SERVICES = ("fulfilment", "payments", "inventory", "email", "gateway")
+SERVICES = ("fulfilment", "payments", "inventory", "email", "orders", "gateway")
+# Run once by `up`, to exit 0 before what depends on them starts.
+ONE_SHOT = ("book-migrate",)
+# The Restate services every deployment registers, by name.
+RESTATE_SERVICES = {"OrderFulfilment", "Payments", "Inventory", "Email", "Orders", "OrderBook"}
+DATABASE_SECRETS = (
+    "postgres_superuser_password",
+    "migrator_database_password",
+    "orders_database_password",
+)
 FINAL = {"completed", "failed", "cancelled"}
 STRIPE_KEY = "sk_test_compose_smoke"
 
@@ -141,6 +155,13 @@ class Project:
         while time.monotonic() < deadline:
             pending = {}
             for service, c in self.containers().items():
+                if service in ONE_SHOT:
+                    state = c["State"]
+                    if state["Status"] != "exited":
+                        pending[service] = state["Status"]
+                    elif state["ExitCode"] != 0:
+                        raise SmokeFailure(f"{service} exited {state['ExitCode']}")
+                    continue
                 if c["RestartCount"] >= 3:
                     raise SmokeFailure(f"{service} keeps exiting ({c['RestartCount']} restarts)")
                 if not c["State"]["Running"]:
@@ -170,6 +191,14 @@ class Project:
 def write_env(folder: Path, gateway_port: int, stripe_port: int) -> Path:
     key_file = folder / "restate-identity.pem"
     public_key = identity_keys.ensure(key_file)
+    # The database passwords: files (compose secrets), readable by the containers' users
+    # (compose bind-mounts them as they are); the folder itself is the temporary one, 0700.
+    password_files = {}
+    for name in DATABASE_SECRETS:
+        path = folder / name
+        path.write_text(uuid.uuid4().hex + "\n")
+        path.chmod(0o644)
+        password_files[f"{name.upper()}_FILE"] = str(path)
     env = {
         "STRIPE_API_KEY": STRIPE_KEY,
         "STRIPE_API_BASE": "http://stripe-emulator:12111",
@@ -181,10 +210,16 @@ def write_env(folder: Path, gateway_port: int, stripe_port: int) -> Path:
         "GATEWAY_PORT": str(gateway_port),
         "STRIPE_EMULATOR_PORT": str(stripe_port),
         "CANCEL_WINDOW_SECONDS": "5",
+        **password_files,
     }
     path = folder / "smoke.env"
     path.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     return path
+
+
+def read_env(path: Path) -> dict[str, str]:
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
 
 
 class Shop:
@@ -193,6 +228,7 @@ class Shop:
     def __init__(self, project: Project) -> None:
         self.project = project
         self.gateway = httpx.Client(base_url=f"http://127.0.0.1:{project.gateway_port}", timeout=10)
+        self.admin_token = read_env(project.env_file)["ADMIN_TOKEN"]
         self.stripe = httpx.Client(
             base_url=f"http://127.0.0.1:{project.stripe_port}",
             headers={"Authorization": f"Bearer {STRIPE_KEY}"},
@@ -242,6 +278,29 @@ class Shop:
                 f"order {order_id}: expected one captured PaymentIntent, found "
                 f"{[(i['id'], i['status']) for i in intents]}"
             )
+
+    def assert_in_book(self, order_id: str, status: str, timeout: float) -> dict[str, Any]:
+        """The order book (PostgreSQL, through the orders service) has the order with its
+        final status: the workflow records each status by a one-way send, so it may lag."""
+
+        def booked() -> dict[str, Any]:
+            response = self.gateway.get(
+                f"/api/admin/orders/{order_id}",
+                headers={"Authorization": f"Bearer {self.admin_token}"},
+            )
+            if response.status_code != 200:
+                raise SmokeFailure(f"GET /api/admin/orders/{order_id}: {response.status_code}")
+            record = response.json()
+            if record["status"] != status:
+                raise SmokeFailure(f"the book has {record['status']}, not {status}")
+            return record
+
+        record = eventually(
+            booked, timeout, every=0.5, what=f"order {order_id} in the book", retry_on=RETRY_ON
+        )
+        history = [h["status"] for h in record["history"]]
+        print(f"compose smoke: the book has order {order_id}: {status}, history {history}")
+        return record
 
     def assert_mailed_once(self, order_id: str) -> None:
         files = self.project.exec(
@@ -316,8 +375,43 @@ def only_the_shop_reaches_restate(project: Project) -> None:
     print(f"compose smoke: Restate's ingress ({hosts}) from each container: {reach}")
 
 
+# Run in a container with PostgreSQL's name and addresses: whether any opens its port.
+REACH_POSTGRES = REACH_RESTATE.replace("8080", "5432")
+
+
+def only_orders_reaches_postgres(project: Project) -> None:
+    """PostgreSQL is on `book` alone, with the orders service and its migrator: the other
+    services (on `core` with orders) reach it neither by name nor by any of its addresses;
+    the orders service's reach is the control."""
+    networks = project.container("postgres")["NetworkSettings"]["Networks"]
+    hosts = ["postgres", *(n["IPAddress"] for n in networks.values() if n.get("IPAddress"))]
+    reach = {
+        service: project.exec(service, "python", "-c", REACH_POSTGRES, *hosts).strip()
+        for service in ("orders", "gateway", "fulfilment")
+    }
+    if not reach["orders"].startswith("reached") or any(
+        r.startswith("reached") for s, r in reach.items() if s != "orders"
+    ):
+        raise SmokeFailure(f"who reaches PostgreSQL ({hosts}): {reach}")
+    print(f"compose smoke: PostgreSQL ({hosts}) from each container: {reach}")
+
+
+def registered(project: Project) -> set[str]:
+    """Restate knows every service (each registered itself), the order book's included: the
+    names it has, asked inside its container (its admin API is not published)."""
+    out = project.exec("restate", "curl", "-fsS", "http://127.0.0.1:9070/services")
+    try:
+        names = {s["name"] for s in json.loads(out)["services"]}
+    except (ValueError, KeyError, TypeError) as e:
+        raise SmokeFailure(f"Restate's GET /services: {out[-500:]!r}") from e
+    missing = RESTATE_SERVICES - names
+    if missing:
+        raise SmokeFailure(f"not registered with Restate: {sorted(missing)}")
+    return names
+
+
 def stop_services(project: Project) -> None:
-    """SIGTERM (their STOPSIGNAL) to the five services at once: each must exit by itself."""
+    """SIGTERM (their STOPSIGNAL) to the six services at once: each must exit by itself."""
     containers = project.containers()
     names = [containers[s]["Name"] for s in SERVICES]
     started = time.monotonic()
@@ -327,7 +421,7 @@ def stop_services(project: Project) -> None:
     killed = [s for s, code in codes.items() if code == 128 + signal.SIGKILL]
     if killed or took > 9:
         raise SmokeFailure(f"services did not exit on SIGTERM in time ({took:.1f}s): {codes}")
-    print(f"compose smoke: the five services exited on SIGTERM in {took:.1f}s: {codes}")
+    print(f"compose smoke: the six services exited on SIGTERM in {took:.1f}s: {codes}")
 
 
 def main() -> int:
@@ -352,9 +446,17 @@ def main() -> int:
                 stripe_port=stripe_port,
             )
             try:
-                with stage("podman-compose up, every healthcheck passing"):
+                with stage("podman-compose up, every healthcheck passing, book-migrate exited 0"):
                     project.compose("up", "-d")
                     project.wait_healthy(timeout=240)
+                with stage("every service registered with Restate, the order book's included"):
+                    names = eventually(
+                        lambda: registered(project),
+                        timeout=30,
+                        what="every service registered",
+                        retry_on=RETRY_ON,
+                    )
+                    print(f"compose smoke: registered with Restate: {sorted(names)}")
                 shop = Shop(project)
                 with stage("the gateway subscribed to Valkey (with its password)"):
                     eventually(
@@ -366,15 +468,18 @@ def main() -> int:
                     anonymous = project.exec("gateway", "python", "-c", VALKEY_WITHOUT_PASSWORD)
                     if "refused" not in anonymous:
                         raise SmokeFailure(f"Valkey without its password: {anonymous.strip()}")
-                with stage("an order through the gateway: completed, charged once, mailed once"):
+                with stage("an order: completed, charged once, mailed once, in the book"):
                     order_id = shop.place_order()
-                    shop.wait_final(order_id, timeout=60)
+                    final = shop.wait_final(order_id, timeout=60)
                     shop.assert_charged_once(order_id)
                     shop.assert_mailed_once(order_id)
+                    shop.assert_in_book(order_id, final["status"], timeout=30)
                 with stage("fulfilment killed in the cancel window: restarted, order completes"):
                     crash_fulfilment_in_cancel_window(shop, project)
                 with stage("the mail server and the Stripe emulator cannot reach Restate"):
                     only_the_shop_reaches_restate(project)
+                with stage("only the orders service reaches PostgreSQL"):
+                    only_orders_reaches_postgres(project)
                 with stage("services stop promptly on SIGTERM"):
                     stop_services(project)
             except BaseException:
