@@ -26,6 +26,9 @@ def test_times_without_a_zone_are_utc_and_until_comes_after_since() -> None:
         OrderListQuery(since="2026-12-02", until="2026-12-01")
     assert e.value.errors()[0]["loc"] == ("until",)
     assert OrderListQuery(email="a@b.c").filter().email == "a@b.c"
+    for not_iso in ("0.5", "1733400000", "yesterday"):
+        with pytest.raises(ValidationError):
+            OrderListQuery(since=not_iso)
 
 
 def test_a_csv_cell_that_looks_like_a_formula_is_text() -> None:

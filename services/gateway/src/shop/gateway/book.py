@@ -29,10 +29,18 @@ class OrderListQuery(BaseModel):
     limit: int = Field(50, ge=1, le=200)
     cursor: Cursor | None = Field(None, description="`next_cursor` of the page before.")
 
-    @field_validator("since", "until")
+    @field_validator("since", "until", mode="before")
     @classmethod
-    def utc_unless_zoned(cls, at: datetime | None) -> datetime | None:
-        return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+    def iso_8601_utc_unless_zoned(cls, at: object) -> object:
+        """ISO 8601 only (pydantic alone would read `0.5` as a Unix time)."""
+        if not isinstance(at, str):
+            return at
+        try:
+            parsed = datetime.fromisoformat(at)
+        except ValueError:
+            example = "e.g. 2026-12-01 or 2026-12-01T12:00Z"
+            raise ValueError(f"an ISO 8601 date or time, {example}") from None
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
     @field_validator("until")
     @classmethod
