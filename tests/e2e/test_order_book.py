@@ -7,7 +7,6 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 
 from shop.dev.stack import Stack
 
@@ -128,26 +127,25 @@ def test_operators_list_filter_page_and_export_the_book(
     assert rows[0]["customer_email"] == email and rows[0]["total_cents"] == "1200"
 
 
-@pytest.mark.parametrize(
-    ("params", "field"),
-    [
-        ({"status": "lost"}, "status"),
-        ({"limit": "0"}, "limit"),
-        ({"limit": "201"}, "limit"),
-        ({"cursor": "not-a-cursor"}, "cursor"),
-        ({"since": "yesterday"}, "since"),
-        ({"since": "2026-12-02", "until": "2026-12-01"}, "until"),
-        ({"product_id": "DROP TABLE"}, "product_id"),
-        ({"colour": "red"}, "colour"),
-    ],
-)
-def test_a_bad_filter_is_422_naming_the_field(
-    gateway: httpx.Client, admin: dict[str, str], params: dict, field: str
-) -> None:
-    for path in ("/api/admin/orders", "/api/admin/orders.csv"):
-        response = gateway.get(path, params=params, headers=admin)
-        assert response.status_code == 422, (path, response.text)
-        assert field in response.json()["fields"], response.json()
+BAD_FILTERS = [
+    ({"status": "lost"}, "status"),
+    ({"limit": "0"}, "limit"),
+    ({"limit": "201"}, "limit"),
+    ({"cursor": "not-a-cursor"}, "cursor"),
+    ({"since": "yesterday"}, "since"),
+    ({"until": "0.5"}, "until"),
+    ({"since": "2026-12-02", "until": "2026-12-01"}, "until"),
+    ({"product_id": "DROP TABLE"}, "product_id"),
+    ({"colour": "red"}, "colour"),
+]
+
+
+def test_a_bad_filter_is_422_naming_the_field(gateway: httpx.Client, admin: dict[str, str]) -> None:
+    for params, field in BAD_FILTERS:
+        for path in ("/api/admin/orders", "/api/admin/orders.csv"):
+            response = gateway.get(path, params=params, headers=admin)
+            assert response.status_code == 422, (path, params, response.text)
+            assert field in response.json()["fields"], (params, response.json())
 
 
 def test_the_book_is_for_operators_only(gateway: httpx.Client, admin: dict[str, str]) -> None:
