@@ -2,9 +2,13 @@
 stack's state folder, its own port.
 
 PostgreSQL refuses to run as root, so when the stack runs as root (a container, CI) the server
-runs as the `postgres` user the Debian package makes (else `nobody`), which then needs to reach
-its data folder. The cluster, its roles and the passwords (random, kept beside the data) are
-made on first start by deploy/postgres/book-init, the same script the container image runs.
+runs as the `postgres` user the Debian package makes (else `nobody`), which then needs to pass
+through every folder above its data. Those may be private (pytest's temporary folders are
+0700, and pytest makes them so again whenever another session starts), so each start of the
+server (`python -m shop.dev.order_book ROOT PORT`, as root) lets others pass through them
+again, then becomes that user and runs PostgreSQL in its place (same pid, for supervisord).
+The cluster, its roles and the passwords (random, kept beside the data) are made on first
+start by deploy/postgres/book-init, the same script the container image runs.
 """
 
 import os
@@ -102,15 +106,28 @@ class OrderBookServer:
         subprocess.run([str(INIT)], env=env, cwd=self.root, check=True, **as_user)
 
     def server(self) -> tuple[list[str], dict[str, str]]:
+        """The supervisord program: `serve` below, which becomes PostgreSQL."""
+        return [sys.executable, "-m", "shop.dev.order_book", str(self.root), str(self.port)], {}
+
+    def postgres(self) -> list[str]:
         command = [str(pg_bin() / "postgres"), "-D", str(self.data), "-p", str(self.port)]
-        command += ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="]
-        return command, {}
+        return [*command, "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="]
+
+    def serve(self) -> None:
+        """PostgreSQL in this process's place, as the server's user."""
+        user = server_user()
+        if user is not None:
+            reachable(self.root)
+            owner = pwd.getpwnam(user)
+            os.setgroups([])
+            os.setgid(owner.pw_gid)
+            os.setuid(owner.pw_uid)
+        command = self.postgres()
+        os.execv(command[0], command)
 
     def supervisor_options(self) -> dict[str, str]:
         # SIGINT: a fast shutdown (SIGTERM waits for every client to leave first).
-        options = {"stopsignal": "INT", "directory": str(self.root)}
-        user = server_user()
-        return options | ({"user": user} if user else {})
+        return {"stopsignal": "INT"}
 
     def url(self, role: str) -> str:
         return f"postgresql://shop_{role}@127.0.0.1:{self.port}/shop"
@@ -126,3 +143,7 @@ class OrderBookServer:
             "ORDERS_DATABASE_URL": self.url("orders"),
             "ORDERS_DATABASE_PASSWORD": self.password("orders"),
         }
+
+
+if __name__ == "__main__":
+    OrderBookServer(Path(sys.argv[1]), int(sys.argv[2])).serve()
