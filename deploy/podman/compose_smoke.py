@@ -5,13 +5,17 @@
 2. `podman-compose up -d` of deploy/compose.yaml with the local override
    (compose.local-smoke.yaml: no Jaeger or Mailpit here, the dev SMTP sink instead) and the
    `local` profile, under a project name of its own, on free loopback ports, with a fresh
-   request-identity key pair, admin token and database passwords in a temporary folder;
+   request-identity key pair and every secret (admin token, Valkey's password, Stripe's key
+   and webhook secret, the database passwords) a file in a temporary folder;
 3. waits until every container passes its compose healthcheck (Podman 4.3 runs healthchecks
    only through systemd timers, which these machines lack, so this script runs them) and the
    one-shot `book-migrate` has exited 0; checks that Restate has every service registered,
-   the order book's (Orders, OrderBook) included;
+   the order book's (Orders, OrderBook) included, and that no secret is in any container's
+   environment or command line (`podman inspect`, and /proc/<pid>/environ and cmdline of each
+   container's process);
 4. places an order through the published gateway and asserts it completes with exactly one
-   captured PaymentIntent in the Stripe emulator and one mail in the SMTP sink, and that the
+   captured PaymentIntent in the Stripe emulator (whose webhooks about it the gateway
+   verified: both read the same secret file) and one mail in the SMTP sink, and that the
    order book has it with the same final status (the gateway's admin API, with the token);
 5. SIGKILLs the fulfilment container's process while a second order waits in its cancel
    window, and asserts compose's restart policy brings it back and the order completes, with
@@ -53,13 +57,21 @@ SERVICES = ("fulfilment", "payments", "inventory", "email", "orders", "gateway")
 ONE_SHOT = ("book-migrate",)
 # The Restate services every deployment registers, by name.
 RESTATE_SERVICES = {"OrderFulfilment", "Payments", "Inventory", "Email", "Orders", "OrderBook"}
-DATABASE_SECRETS = (
-    "postgres_superuser_password",
-    "migrator_database_password",
-    "orders_database_password",
-)
 FINAL = {"completed", "failed", "cancelled"}
-STRIPE_KEY = "sk_test_compose_smoke"
+STRIPE_KEY = f"sk_test_{uuid.uuid4().hex}"
+
+
+def fresh_secrets() -> dict[str, str]:
+    """compose.yaml's file secrets (but Restate's key), by name: each a fresh value."""
+    return {
+        "admin_token": uuid.uuid4().hex,
+        "valkey_password": uuid.uuid4().hex,
+        "stripe_api_key": STRIPE_KEY,
+        "stripe_webhook_secret": f"whsec_{uuid.uuid4().hex}",
+        "postgres_superuser_password": uuid.uuid4().hex,
+        "migrator_database_password": uuid.uuid4().hex,
+        "orders_database_password": uuid.uuid4().hex,
+    }
 
 
 class SmokeFailure(Exception):
@@ -191,26 +203,23 @@ class Project:
 def write_env(folder: Path, gateway_port: int, stripe_port: int) -> Path:
     key_file = folder / "restate-identity.pem"
     public_key = identity_keys.ensure(key_file)
-    # The database passwords: files (compose secrets), readable by the containers' users
-    # (compose bind-mounts them as they are); the folder itself is the temporary one, 0700.
-    password_files = {}
-    for name in DATABASE_SECRETS:
+    # Every secret a file (compose secrets), readable by the containers' users (compose
+    # bind-mounts them as they are); the folder itself is the temporary one, 0700. The env
+    # file names where each is (<NAME>_FILE), as deploy/.env does, and holds no secret.
+    secret_files = {}
+    for name, value in fresh_secrets().items():
         path = folder / name
-        path.write_text(uuid.uuid4().hex + "\n")
+        path.write_text(value + "\n")
         path.chmod(0o644)
-        password_files[f"{name.upper()}_FILE"] = str(path)
+        secret_files[f"{name.upper()}_FILE"] = str(path)
     env = {
-        "STRIPE_API_KEY": STRIPE_KEY,
         "STRIPE_API_BASE": "http://stripe-emulator:12111",
-        "STRIPE_WEBHOOK_SECRET": f"whsec_{uuid.uuid4().hex}",
-        "ADMIN_TOKEN": uuid.uuid4().hex,
-        "VALKEY_PASSWORD": uuid.uuid4().hex,
         "RESTATE_IDENTITY_KEYS": public_key,
         "RESTATE_IDENTITY_KEY_FILE": str(key_file),
         "GATEWAY_PORT": str(gateway_port),
         "STRIPE_EMULATOR_PORT": str(stripe_port),
         "CANCEL_WINDOW_SECONDS": "5",
-        **password_files,
+        **secret_files,
     }
     path = folder / "smoke.env"
     path.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
@@ -222,13 +231,22 @@ def read_env(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
 
 
+def read_secrets(env_file: Path) -> dict[str, str]:
+    """The secret files the env file names (<NAME>_FILE), by name: their values."""
+    return {
+        name.removesuffix("_FILE").lower(): Path(path).read_text().strip()
+        for name, path in read_env(env_file).items()
+        if name.endswith("_FILE") and name != "RESTATE_IDENTITY_KEY_FILE"
+    }
+
+
 class Shop:
     """The published gateway and the emulator's Stripe API, from the host."""
 
     def __init__(self, project: Project) -> None:
         self.project = project
         self.gateway = httpx.Client(base_url=f"http://127.0.0.1:{project.gateway_port}", timeout=10)
-        self.admin_token = read_env(project.env_file)["ADMIN_TOKEN"]
+        self.admin_token = read_secrets(project.env_file)["admin_token"]
         self.stripe = httpx.Client(
             base_url=f"http://127.0.0.1:{project.stripe_port}",
             headers={"Authorization": f"Bearer {STRIPE_KEY}"},
@@ -278,6 +296,27 @@ class Shop:
                 f"order {order_id}: expected one captured PaymentIntent, found "
                 f"{[(i['id'], i['status']) for i in intents]}"
             )
+
+    def assert_webhooks_accepted(self, order_id: str, timeout: float) -> None:
+        """The emulator's events about the order's payment were each acknowledged by the
+        gateway (a 2xx: the signature verified), so both read the same webhook secret file."""
+        response = self.stripe.get("/v1/payment_intents", params={"metadata[order_id]": order_id})
+        response.raise_for_status()
+        intent_id = response.json()["data"][0]["id"]
+
+        def acknowledged() -> int:
+            events = self.stripe.get("/_emulator/events", params={"payment_intent": intent_id})
+            events.raise_for_status()
+            data = events.json()["data"]
+            pending = [e["type"] for e in data if e["pending_webhooks"]]
+            if not data or pending:
+                raise SmokeFailure(f"{intent_id}: events the gateway did not take: {pending}")
+            return len(data)
+
+        count = eventually(
+            acknowledged, timeout, every=0.5, what=f"{intent_id}'s webhooks", retry_on=RETRY_ON
+        )
+        print(f"compose smoke: the gateway verified and acknowledged {count} events of {intent_id}")
 
     def assert_in_book(self, order_id: str, status: str, timeout: float) -> dict[str, Any]:
         """The order book (PostgreSQL, through the orders service) has the order with its
@@ -410,6 +449,40 @@ def registered(project: Project) -> set[str]:
     return names
 
 
+def no_secret_in_environments(project: Project) -> None:
+    """Every secret reaches its containers as a file in /run/secrets only: none is in a
+    container's configured environment or command (what `podman inspect` shows), nor in the
+    environment or command line its process started with (/proc/<pid>/environ, cmdline), nor
+    a variable of a secret's name set at all."""
+    secrets = read_secrets(project.env_file)
+    names = {name.upper() for name in secrets}
+    found: list[str] = []
+    for service, c in sorted(project.containers().items()):
+        config = c["Config"]
+        env = config.get("Env") or []
+        shown = {
+            "inspect Env": "\n".join(env),
+            "inspect command": json.dumps(
+                [config.get("Entrypoint"), config.get("Cmd"), c.get("Path"), c.get("Args")]
+            ),
+        }
+        pid = c["State"].get("Pid") or 0
+        if c["State"]["Running"] and pid > 0:
+            for what in ("environ", "cmdline"):
+                try:
+                    raw = Path(f"/proc/{pid}/{what}").read_bytes()
+                except OSError:  # the process exited since `podman inspect`
+                    continue
+                shown[f"/proc/{pid}/{what}"] = raw.decode(errors="replace")
+        for where, text in shown.items():
+            found += [f"{service}: {name} in {where}" for name, v in secrets.items() if v in text]
+        variables = {v.split("=", 1)[0] for v in env}
+        found += [f"{service}: {name} set" for name in sorted(variables & names)]
+    if found:
+        raise SmokeFailure(f"secrets outside their files: {found}")
+    print(f"compose smoke: none of the secrets {sorted(secrets)} in any environment or command")
+
+
 def stop_services(project: Project) -> None:
     """SIGTERM (their STOPSIGNAL) to the six services at once: each must exit by itself."""
     containers = project.containers()
@@ -457,6 +530,8 @@ def main() -> int:
                         retry_on=RETRY_ON,
                     )
                     print(f"compose smoke: registered with Restate: {sorted(names)}")
+                with stage("no secret in any container's environment or command line"):
+                    no_secret_in_environments(project)
                 shop = Shop(project)
                 with stage("the gateway subscribed to Valkey (with its password)"):
                     eventually(
@@ -472,6 +547,7 @@ def main() -> int:
                     order_id = shop.place_order()
                     final = shop.wait_final(order_id, timeout=60)
                     shop.assert_charged_once(order_id)
+                    shop.assert_webhooks_accepted(order_id, timeout=30)
                     shop.assert_mailed_once(order_id)
                     shop.assert_in_book(order_id, final["status"], timeout=30)
                 with stage("fulfilment killed in the cancel window: restarted, order completes"):

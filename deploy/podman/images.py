@@ -131,15 +131,27 @@ def ensure_base() -> None:
     print(f"base image {BASE_IMAGE}: made in {time.monotonic() - started:.0f}s", flush=True)
 
 
+# Settings compose.yaml requires (`${VAR:?...}`) that play no part in an image: left empty in
+# .env.example, the default env file here, so given a placeholder when resolving image names.
+REQUIRED_ELSEWHERE = {"RESTATE_IDENTITY_KEYS": "publickeyv1_unused-for-building-images"}
+
+
 def compose_config(env_file: Path, profiles: tuple[str, ...] = ("local",)) -> dict:
-    """The compose files resolved by podman-compose (interpolated, merged, profiles applied)."""
+    """The compose files resolved by podman-compose (interpolated, merged, profiles applied),
+    for their image names and build sections."""
     command = [sys.executable, "-m", "podman_compose", "--env-file", str(env_file)]
     for file in COMPOSE_FILES:
         command += ["-f", str(file)]
     for profile in profiles:
         command += ["--profile", profile]
+    env = podman_env()
+    lines = env_file.read_text().splitlines()
+    given = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    for name, placeholder in REQUIRED_ELSEWHERE.items():
+        if not env.get(name) and not given.get(name, "").strip():
+            env[name] = placeholder
     out = subprocess.run(
-        [*command, "config"], env=podman_env(), check=True, text=True, capture_output=True
+        [*command, "config"], env=env, check=True, text=True, capture_output=True
     ).stdout
     return yaml.safe_load(out)
 

@@ -47,6 +47,7 @@ from pydantic import BaseModel, Field
 from shop.dev import stripe_auth_page
 from shop.dev.stripe_forms import decode
 from shop.dev.stripe_webhooks import DEFAULT_SECRET, EventStore, Retry, WebhookFaults, Webhooks
+from shop.shared.settings import secrets_dir
 
 GOOD_CARDS = {"pm_card_visa", "pm_card_mastercard", "pm_card_amex"}
 # Declined when charged (chargeCustomerFail: Stripe lets it be saved to a customer first).
@@ -795,6 +796,17 @@ def create_app(
     return app
 
 
+def webhook_secret_setting() -> str | None:
+    """STRIPE_WEBHOOK_SECRET as the shop's settings read it: the environment variable, else
+    the file `stripe_webhook_secret` in the secrets folder (compose's /run/secrets)."""
+    if os.environ.get("STRIPE_WEBHOOK_SECRET"):
+        return os.environ["STRIPE_WEBHOOK_SECRET"]
+    folder = secrets_dir()
+    if folder is None or not (folder / "stripe_webhook_secret").is_file():
+        return None
+    return (folder / "stripe_webhook_secret").read_text(encoding="utf-8").strip() or None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -818,8 +830,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--webhook-secret",
-        default=os.environ.get("STRIPE_WEBHOOK_SECRET") or DEFAULT_SECRET,
-        help=f"the endpoint's signing secret (default: {DEFAULT_SECRET})",
+        default=webhook_secret_setting() or DEFAULT_SECRET,
+        help="the endpoint's signing secret (default: STRIPE_WEBHOOK_SECRET, else the file "
+        f"stripe_webhook_secret in the secrets folder, else {DEFAULT_SECRET})",
     )
     parser.add_argument(
         "--webhook-events",
