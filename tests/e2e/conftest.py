@@ -110,7 +110,7 @@ def put_back(stack: Stack) -> None:
     """What a test may switch on the shared stack, switched back, so that the next test finds
     it as the first did: every program running and ready, no Stripe or SMTP faults left
     pending, no crash point left armed."""
-    stack.ctl("start", "all")  # what a test stopped (and failed before starting again)
+    stack.start_all()  # what a test stopped (and failed before starting again)
     stack.wait_ready(timeout=90)
     eventually(
         lambda: httpx.put(f"{stack.stripe_url}/_emulator/faults", json={}).is_success,

@@ -433,6 +433,11 @@ class Stack:
         )
         return result.stdout
 
+    def start_all(self) -> None:
+        """Every program that is down started again (those already up stay as they are), but
+        not those that run once: the migrator ran at the start."""
+        self.ctl("start", *[name for name in self.programs() if name not in ONE_SHOTS])
+
     def crash(self, program: str) -> None:
         """SIGKILL a program and keep it down (no restart) until ctl("start", program).
 
