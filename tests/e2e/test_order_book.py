@@ -136,6 +136,7 @@ BAD_FILTERS = [
     ({"until": "0.5"}, "until"),
     ({"since": "2026-12-02", "until": "2026-12-01"}, "until"),
     ({"product_id": "DROP TABLE"}, "product_id"),
+    ({"email": "a\x00b@example.com"}, "email"),
     ({"colour": "red"}, "colour"),
 ]
 

@@ -433,6 +433,11 @@ class Stack:
         )
         return result.stdout
 
+    def supervisor(self) -> Any:
+        """supervisord's XML-RPC API (no process to start, unlike `ctl`)."""
+        transport = SupervisorTransport(None, None, f"unix://{self.state / 'supervisor.sock'}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
     def start_all(self) -> None:
         """Every program that is down started again (those already up stay as they are), but
         not those that run once: the migrator ran at the start."""
@@ -447,9 +452,7 @@ class Stack:
         it, leaves it down."""
         pid = int(self.ctl("pid", program).strip())
         os.kill(pid, signal.SIGSTOP)
-        transport = SupervisorTransport(None, None, f"unix://{self.state / 'supervisor.sock'}")
-        supervisor = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
-        supervisor.supervisor.stopProcess(program, False)  # sends SIGTERM, does not wait
+        self.supervisor().stopProcess(program, False)  # sends SIGTERM, does not wait
         os.kill(pid, signal.SIGKILL)
         eventually(
             lambda: self.ctl("status", program).split()[1:2] == ["STOPPED"],
@@ -502,7 +505,7 @@ class Stack:
                 if response.status_code == 200 and self.nodes_ready() and self.migrated():
                     return
                 last = response.text
-            except httpx.HTTPError as e:
+            except (httpx.HTTPError, OSError, xmlrpc.client.Fault) as e:
                 last = repr(e)
             time.sleep(0.25)
         raise TimeoutError(
@@ -511,7 +514,8 @@ class Stack:
 
     def migrated(self) -> bool:
         """Whether the order book's migrator ran to its end (it exits once it has)."""
-        return all(self.ctl("status", name).split()[1:2] == ["EXITED"] for name in ONE_SHOTS)
+        states = {self.supervisor().getProcessInfo(name)["statename"] for name in ONE_SHOTS}
+        return states == {"EXITED"}
 
     def nodes_ready(self) -> bool:
         """Whether every Restate node's ingress answers (those of a cluster, which form it

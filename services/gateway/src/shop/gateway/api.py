@@ -209,7 +209,7 @@ async def export_orders(
 ) -> StreamingResponse:
     """The same filters as the list (without `limit`: all of them), streamed as CSV."""
     return StreamingResponse(
-        csv_rows(ingress, query),
+        await csv_rows(ingress, query),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="orders.csv"'},
     )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from shop.gateway.restate_ingress import RestateIngress
-from shop.shared.models import Cursor, OrderFilter, OrderState, OrderSummary
+from shop.shared.models import Cursor, OrderFilter, OrderPage, OrderState, OrderSummary
 
 CSV_PAGE = 1000  # orders per call to the book while exporting
 CSV_COLUMNS = list(OrderSummary.model_fields)
@@ -22,7 +22,8 @@ class OrderListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: OrderState | None = None
-    email: str | None = Field(None, min_length=1, max_length=254)
+    # Exact, any case; printable (PostgreSQL takes no NUL, and no address has a control).
+    email: str | None = Field(None, min_length=1, max_length=254, pattern=r"^[^\x00-\x1f\x7f]+$")
     product_id: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
     since: datetime | None = None
     until: datetime | None = None
@@ -65,13 +66,18 @@ def cell(value: object) -> str:
 
 
 async def csv_rows(ingress: RestateIngress, query: OrderListQuery) -> AsyncIterator[str]:
-    """The header, then each page of the book as it comes."""
+    """The header and the first page of the book, taken before anything is sent (so a book
+    that cannot answer is a 503, not a cut-off file), then each further page as it comes."""
+    where = query.filter()
+    page = await ingress.find_orders(where, CSV_PAGE, query.cursor)
+    return pages(ingress, where, page)
+
+
+async def pages(ingress: RestateIngress, where: OrderFilter, page: OrderPage) -> AsyncIterator[str]:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    cursor, where = query.cursor, query.filter()
     while True:
-        page = await ingress.find_orders(where, CSV_PAGE, cursor)
         for order in page.orders:
             writer.writerow([cell(getattr(order, column)) for column in CSV_COLUMNS])
         yield out.getvalue()
@@ -79,4 +85,4 @@ async def csv_rows(ingress: RestateIngress, query: OrderListQuery) -> AsyncItera
         out.truncate()
         if page.next_cursor is None:
             return
-        cursor = page.next_cursor
+        page = await ingress.find_orders(where, CSV_PAGE, page.next_cursor)

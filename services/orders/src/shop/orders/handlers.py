@@ -9,9 +9,14 @@ step: it changes nothing (a retry reads again), and customers' data stays out of
 journal.
 """
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import cache
+from typing import Any
 
+import psycopg
 import restate
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from restate import Context, ObjectContext, TerminalError
 
@@ -45,9 +50,21 @@ async def open_pool() -> AsyncConnectionPool:
     return pool
 
 
+@asynccontextmanager
+async def connection() -> AsyncIterator[AsyncConnection[Any]]:
+    """A connection from the pool. A value PostgreSQL refuses (a NUL in a string, say) is
+    the caller's mistake, which no retry mends: a terminal error, answered once. Anything
+    else (PostgreSQL down, a connection lost) is retried by Restate until it is back."""
+    async with (await open_pool()).connection() as conn:
+        try:
+            yield conn
+        except psycopg.DataError as e:
+            raise TerminalError(f"the book cannot take that: {e}", status_code=400) from e
+
+
 async def write(entry: BookEntry) -> bool:
     with step("book write", entry.order_id, **{"shop.order.step": entry.step}):
-        async with (await open_pool()).connection() as conn:
+        async with connection() as conn:
             return await book.record(conn, entry)
 
 
@@ -71,7 +88,7 @@ def operator(token: str) -> None:
 
 
 async def read_status(order_id: str) -> BookStatus:
-    async with (await open_pool()).connection() as conn:
+    async with connection() as conn:
         found = await book.status(conn, order_id)
     return BookStatus(found=found is not None, status=found)
 
@@ -85,7 +102,7 @@ async def status(ctx: Context, ref: OrderRef) -> BookStatus:
 
 
 async def read_details(order_id: str) -> BookRecord:
-    async with (await open_pool()).connection() as conn:
+    async with connection() as conn:
         found = await book.details(conn, order_id)
     return BookRecord(found=found is not None, record=found)
 
@@ -99,7 +116,7 @@ async def details(ctx: Context, lookup: OrderLookup) -> BookRecord:
 
 
 async def read_page(query: OrderQuery) -> OrderPage:
-    async with (await open_pool()).connection() as conn:
+    async with connection() as conn:
         found, cursor = await book.find(conn, query.filter, query.limit, query.cursor)
     return OrderPage(orders=found, next_cursor=cursor)
 
