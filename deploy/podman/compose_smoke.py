@@ -382,12 +382,13 @@ except redis.AuthenticationError as e:
 """
 
 
-# Run in a container with Restate's name and addresses: whether any opens its ingress.
-REACH_RESTATE = """
+# Run in a container with a service's name, its addresses and a port: whether any opens.
+REACH = """
 import socket, sys
-for host in sys.argv[1:]:
+port, hosts = int(sys.argv[1]), sys.argv[2:]
+for host in hosts:
     try:
-        socket.create_connection((host, 8080), 3).close()
+        socket.create_connection((host, port), 3).close()
         print('reached', host)
         break
     except OSError:
@@ -397,42 +398,30 @@ else:
 """
 
 
+def only_one_reaches(project: Project, target: str, port: int, one: str, others: list[str]) -> None:
+    """`target`'s port is in reach of `one` (the control) and of none of `others`, by name or
+    by any of its addresses."""
+    networks = project.container(target)["NetworkSettings"]["Networks"]
+    hosts = [target, *(n["IPAddress"] for n in networks.values() if n.get("IPAddress"))]
+    reach = {
+        service: project.exec(service, "python", "-c", REACH, str(port), *hosts).strip()
+        for service in (one, *others)
+    }
+    if not reach[one].startswith("reached") or any(reach[s].startswith("reached") for s in others):
+        raise SmokeFailure(f"who reaches {target}:{port} ({hosts}): {reach}")
+    print(f"compose smoke: {target}:{port} ({hosts}) from each container: {reach}")
+
+
 def only_the_shop_reaches_restate(project: Project) -> None:
     """The mail server and the Stripe emulator are not on Restate's network (`core`): its
-    ingress, which starts orders, is out of their reach by name and by any of its addresses;
-    the gateway's reach is the control."""
-    networks = project.container("restate")["NetworkSettings"]["Networks"]
-    hosts = ["restate", *(n["IPAddress"] for n in networks.values() if n.get("IPAddress"))]
-    reach = {
-        service: project.exec(service, "python", "-c", REACH_RESTATE, *hosts).strip()
-        for service in ("gateway", "stripe-emulator", "smtp")
-    }
-    if not reach["gateway"].startswith("reached") or any(
-        r.startswith("reached") for s, r in reach.items() if s != "gateway"
-    ):
-        raise SmokeFailure(f"who reaches Restate's ingress ({hosts}): {reach}")
-    print(f"compose smoke: Restate's ingress ({hosts}) from each container: {reach}")
-
-
-# Run in a container with PostgreSQL's name and addresses: whether any opens its port.
-REACH_POSTGRES = REACH_RESTATE.replace("8080", "5432")
+    ingress, which starts orders, is out of their reach; the gateway's reach is the control."""
+    only_one_reaches(project, "restate", 8080, "gateway", ["stripe-emulator", "smtp"])
 
 
 def only_orders_reaches_postgres(project: Project) -> None:
     """PostgreSQL is on `book` alone, with the orders service and its migrator: the other
-    services (on `core` with orders) reach it neither by name nor by any of its addresses;
-    the orders service's reach is the control."""
-    networks = project.container("postgres")["NetworkSettings"]["Networks"]
-    hosts = ["postgres", *(n["IPAddress"] for n in networks.values() if n.get("IPAddress"))]
-    reach = {
-        service: project.exec(service, "python", "-c", REACH_POSTGRES, *hosts).strip()
-        for service in ("orders", "gateway", "fulfilment")
-    }
-    if not reach["orders"].startswith("reached") or any(
-        r.startswith("reached") for s, r in reach.items() if s != "orders"
-    ):
-        raise SmokeFailure(f"who reaches PostgreSQL ({hosts}): {reach}")
-    print(f"compose smoke: PostgreSQL ({hosts}) from each container: {reach}")
+    services (on `core` with orders) do not reach it; the orders service's is the control."""
+    only_one_reaches(project, "postgres", 5432, "orders", ["gateway", "fulfilment"])
 
 
 def registered(project: Project) -> set[str]:
