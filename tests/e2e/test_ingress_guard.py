@@ -46,6 +46,18 @@ PRIVATE = [
     ("MailQuota/some-digest", "take", {"order_id": ORDER}),
     (f"OrderFulfilment/{ORDER}", "cancel", None),
     (f"OrderFulfilment/{ORDER}", "owner", None),
+    (
+        f"Orders/{ORDER}",
+        "record",
+        {
+            "order_id": ORDER,
+            "seq": 99,
+            "status": "cancelled",
+            "step": "x",
+            "percent": 100,
+            "message": "forged",
+        },
+    ),
 ]
 
 
@@ -109,3 +121,18 @@ def test_a_run_started_on_the_ingress_charges_the_catalogs_prices(
     assert money_kept(stripe_api, order_id) == (2400, False)
     intents = stripe_api.v1.payment_intents.list(params={"metadata": {"order_id": order_id}})
     assert [i.currency for i in intents.data] == ["eur"]
+
+
+def test_the_order_books_records_need_the_operators_token(
+    stack: Stack, gateway: httpx.Client
+) -> None:
+    """Customers and amounts: `OrderBook/find` and `details` check the token themselves."""
+    order_id = place(gateway, STICKERS)
+    final_status(gateway, order_id)
+    for token in ("", "wrong"):
+        page = call(stack, "OrderBook", "find", {"operator_token": token})
+        record = call(
+            stack, "OrderBook", "details", {"order_id": order_id, "operator_token": token}
+        )
+        assert (page.status_code, record.status_code) == (403, 403), (page.text, record.text)
+        assert "@" not in page.text + record.text
