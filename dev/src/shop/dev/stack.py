@@ -350,8 +350,8 @@ class Stack:
         )
         env = self.shared_env()
         programs |= {"valkey": valkey, "postgres": self.book.server(), "smtp": smtp}
-        programs |= {"stripe": stripe, "book-migrate": ([py, "-m", "shop.orders.migrate"], {})}
-        programs["book-migrate"][1].update(self.book.migrator_env())
+        migrate = ([py, "-m", "shop.orders.migrate"], self.book.migrator_env())
+        programs |= {"stripe": stripe, "book-migrate": migrate}
         for name in (*SERVICES, "gateway"):
             programs[name] = ([py, "-m", f"shop.{name}"], {**env, "PORT": str(getattr(p, name))})
         # Only the orders service (and its migrator) may reach the order book.

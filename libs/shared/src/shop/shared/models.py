@@ -298,14 +298,12 @@ class OrderLookup(BaseModel):
 
 
 class BookStatus(BaseModel):
-    """An order's status as the book has it (`found` false: the book does not know it)."""
+    """An order's status as the book has it (None: the book does not know the order)."""
 
-    found: bool
     status: OrderStatus | None = None
 
 
 class BookRecord(BaseModel):
-    found: bool
     record: OrderRecord | None = None
 
 

@@ -4,7 +4,6 @@ Writes are idempotent: a row keyed by (order id, seq) is written once, however o
 delivers or retries it, and an order's current status only ever moves to a higher seq.
 """
 
-import logging
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -13,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from shop.orders.settings import DatabaseSettings
 from shop.shared.models import (
+    FINAL_STATES,
     BookEntry,
     FulfilmentResult,
     HistoryEntry,
@@ -24,8 +24,6 @@ from shop.shared.models import (
     decode_cursor,
     encode_cursor,
 )
-
-log = logging.getLogger(__name__)
 
 SUMMARY = (
     "o.order_id, o.status, o.customer_email, o.total_cents, o.currency, o.created_at, o.updated_at"
@@ -80,36 +78,21 @@ async def record(conn: AsyncConnection[Any], entry: BookEntry) -> bool:
                         for x in o.lines
                     ],
                 )
+        change = entry.model_dump(exclude={"order"})  # both statements' parameters
         known = await conn.execute(
             "INSERT INTO order_history (order_id, seq, status, step, message, reason)"
-            " SELECT %(id)s, %(seq)s, %(status)s, %(step)s, %(message)s, %(reason)s"
-            " WHERE EXISTS (SELECT 1 FROM orders WHERE order_id = %(id)s)"
+            " SELECT %(order_id)s, %(seq)s, %(status)s, %(step)s, %(message)s, %(reason)s"
+            " WHERE EXISTS (SELECT 1 FROM orders WHERE order_id = %(order_id)s)"
             " ON CONFLICT (order_id, seq) DO NOTHING",
-            {
-                "id": entry.order_id,
-                "seq": entry.seq,
-                "status": entry.status,
-                "step": entry.step,
-                "message": entry.message,
-                "reason": entry.reason,
-            },
+            change,
         )
         await conn.execute(
             "UPDATE orders SET status = %(status)s, step = %(step)s, percent = %(percent)s,"
             " message = %(message)s, reason = %(reason)s, seq = %(seq)s,"
-            " payment_intent_id = coalesce(%(intent)s, payment_intent_id),"
+            " payment_intent_id = coalesce(%(payment_intent_id)s, payment_intent_id),"
             " updated_at = clock_timestamp()"
-            " WHERE order_id = %(id)s AND seq < %(seq)s",
-            {
-                "id": entry.order_id,
-                "seq": entry.seq,
-                "status": entry.status,
-                "step": entry.step,
-                "percent": entry.percent,
-                "message": entry.message,
-                "reason": entry.reason,
-                "intent": entry.payment_intent_id,
-            },
+            " WHERE order_id = %(order_id)s AND seq < %(seq)s",
+            change,
         )
         return known.rowcount > 0 or await exists(conn, entry.order_id)
 
@@ -131,7 +114,7 @@ async def status(conn: AsyncConnection[Any], order_id: str) -> OrderStatus | Non
     if row is None:
         return None
     result = None
-    if row["status"] in {"completed", "failed", "cancelled"}:
+    if row["status"] in FINAL_STATES:
         result = FulfilmentResult(
             order_id=order_id,
             status=row["status"],

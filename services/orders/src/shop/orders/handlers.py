@@ -5,9 +5,8 @@ the workflow's entries in the order they were sent. Each write is an idempotent 
 handler that fails is retried by Restate until PostgreSQL takes it, so an outage of the
 database delays the book and never an order. Reads go through `OrderBook`: an order's public
 status by its id, and, with the operators' ADMIN_TOKEN, the records with customers and
-amounts. A read is not a journaled
-step: it changes nothing (a retry reads again), and customers' data stays out of Restate's
-journal.
+amounts. A read is not a journaled step: it changes nothing (a retry reads again), and
+customers' data stays out of Restate's journal.
 """
 
 from collections.abc import AsyncIterator
@@ -92,8 +91,7 @@ def operator(token: str) -> None:
 
 async def read_status(order_id: str) -> BookStatus:
     async with connection() as conn:
-        found = await book.status(conn, order_id)
-    return BookStatus(found=found is not None, status=found)
+        return BookStatus(status=await book.status(conn, order_id))
 
 
 @order_book.handler()
@@ -106,8 +104,7 @@ async def status(ctx: Context, ref: OrderRef) -> BookStatus:
 
 async def read_details(order_id: str) -> BookRecord:
     async with connection() as conn:
-        found = await book.details(conn, order_id)
-    return BookRecord(found=found is not None, record=found)
+        return BookRecord(record=await book.details(conn, order_id))
 
 
 @order_book.handler()
