@@ -9,12 +9,16 @@ import httpx
 import stripe
 
 FINAL = {"completed", "failed", "cancelled"}
-# A word of the subject of the one mail each final order sends, by final status.
+# A completed order's status in the book once money went back.
+REFUNDED = {"partially_refunded", "refunded"}
+# A word of the subject of the one mail each final order sends, by final status; and of the
+# one each refund that succeeded sends.
 SUBJECT_WORD = {
     "completed": "confirmed",
     "failed": "could not be completed",
     "cancelled": "cancelled",
 }
+REFUND_WORD = "refunded"
 
 
 def stripe_client(stripe_url: str) -> stripe.StripeClient:
@@ -62,22 +66,38 @@ class Mail:
 
 def booked(gateway: httpx.Client, admin: dict[str, str], order_id: str) -> dict | None:
     """The order's record in the order book (through the gateway's admin API), once the book
-    has its final status; None until then."""
+    has its final status and no refund of it is pending; None until then."""
     response = gateway.get(f"/api/admin/orders/{order_id}", headers=admin)
     if response.status_code == 404:
         return None
     response.raise_for_status()
     record = response.json()
-    return record if record["status"] in FINAL else None
+    if any(r["status"] == "pending" for r in record["refunds"]):
+        return None
+    return record if record["status"] in FINAL | REFUNDED else None
+
+
+def refunds_done(record: dict) -> list[dict]:
+    return [r for r in record["refunds"] if r["status"] == "succeeded"]
+
+
+def book_status(status: str, record: dict) -> str:
+    """What the book says of an order that ended `status`, after its refunds."""
+    if status != "completed" or not record["refunded_cents"]:
+        return status
+    return "refunded" if record["refunded_cents"] == record["total_cents"] else "partially_refunded"
 
 
 def book_agrees(record: dict, status: str, total_cents: int | None = None) -> None:
     """The book's record of a final order: its final status once, last, with the history's
-    sequence whole (every step recorded once, in order)."""
-    assert record["status"] == status, (record["order_id"], record["status"], status)
-    history = record["history"]
+    sequence whole (every step recorded once, in order); its refunds after it, adding up."""
+    expected = book_status(status, record)
+    assert record["status"] == expected, (record["order_id"], record["status"], expected)
+    history = [h for h in record["history"] if h["step"] != "refund"]
     assert [h["status"] for h in history].count(status) == 1, history
     assert history[-1]["status"] == status, history
+    refunded = sum(r["amount_cents"] for r in refunds_done(record))
+    assert record["refunded_cents"] == refunded <= record["total_cents"], record
     assert [h["at"] for h in history] == sorted(h["at"] for h in history), history
     lines = sum(line["quantity"] * line["unit_price_cents"] for line in record["lines"])
     assert record["total_cents"] == lines, record

@@ -10,19 +10,27 @@ from pathlib import Path
 import pytest
 import stripe
 import uvicorn
+from fastapi import FastAPI
 
 from shop.dev.eventually import eventually
-from shop.dev.stripe_emulator import create_app
+from shop.dev.stripe_emulator import Ledger, create_app
 
 
 @contextmanager
 def emulator(ledger: Path | None = None) -> Iterator[stripe.StripeClient]:
     """The emulator on a free port (its ledger in memory, or in `ledger`), until the end of
     the block, and a Stripe client for it."""
+    with serving(create_app(ledger)) as client:
+        yield client
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[stripe.StripeClient]:
+    """`app` on a free port until the end of the block, and a Stripe client for it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(ledger), port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     eventually(lambda: server.started, 10, every=0.01, what="the emulator listening")
@@ -38,9 +46,21 @@ def emulator(ledger: Path | None = None) -> Iterator[stripe.StripeClient]:
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[stripe.StripeClient]:
-    with emulator() as client:
+def app() -> FastAPI:
+    return create_app()
+
+
+@pytest.fixture(scope="module")
+def client(app: FastAPI) -> Iterator[stripe.StripeClient]:
+    with serving(app) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def ledger(app: FastAPI) -> Ledger:
+    """The served emulator's ledger, for tests that set what the API cannot (when an object
+    was made)."""
+    return app.state.ledger
 
 
 def charge(client: stripe.StripeClient, key: str, **params: object) -> stripe.PaymentIntent:
@@ -217,3 +237,134 @@ def test_charge_customer_fail_card_is_declined_when_charged(client: stripe.Strip
     with pytest.raises(stripe.CardError) as caught:
         charge(client, "k-customer-fail", payment_method="pm_card_chargeCustomerFail")
     assert caught.value.code == "card_declined"
+
+
+def backdate(objects: dict[str, dict], ids: list[str], seconds: list[int]) -> None:
+    """Say the objects `ids` were made at `seconds` (Unix times long past, each test its own,
+    so the windows below hold only the test's objects)."""
+    for object_id, second in zip(ids, seconds, strict=True):
+        objects[object_id]["created"] = second
+
+
+def window_ids(client: stripe.StripeClient, **created: int) -> list[str]:
+    listed = client.v1.payment_intents.list(params={"created": created, "limit": 100})
+    return [i.id for i in listed.data]
+
+
+def test_the_created_window_selects_the_intents_made_in_it(
+    client: stripe.StripeClient, ledger: Ledger
+) -> None:
+    t = 1_400_000_000
+    made = [charge(client, f"k-window-{uuid.uuid4().hex}").id for _ in range(6)]
+    backdate(ledger.intents, made, [t + n for n in range(6)])  # one a second
+    assert window_ids(client, gte=t + 1, lt=t + 4) == made[3:0:-1]
+    assert window_ids(client, gt=t + 1, lte=t + 4) == made[4:1:-1]
+    assert window_ids(client, gte=t, lte=t + 5) == made[::-1]
+    assert window_ids(client, lt=t + 6, gte=t + 6) == []
+    exact = client.v1.payment_intents.list(params={"created": t + 2})
+    assert [i.id for i in exact.data] == [made[2]]
+
+
+def test_the_created_window_combines_with_metadata(
+    client: stripe.StripeClient, ledger: Ledger
+) -> None:
+    t, tag = 1_400_001_000, {"batch": uuid.uuid4().hex}
+    tagged = charge(client, f"k-window-tagged-{tag['batch']}", metadata=tag).id
+    other = charge(client, f"k-window-other-{tag['batch']}").id
+    backdate(ledger.intents, [tagged, other], [t, t])
+    listed = client.v1.payment_intents.list(params={"created": {"gte": t}, "metadata": tag})
+    assert [i.id for i in listed.data] == [tagged]
+
+
+def test_paging_inside_a_window_returns_every_intent_once(
+    client: stripe.StripeClient, ledger: Ledger
+) -> None:
+    t = 1_400_002_000
+    made = [charge(client, f"k-window-page-{uuid.uuid4().hex}").id for _ in range(25)]
+    backdate(ledger.intents, made, [t + n // 2 for n in range(25)])  # two a second
+    inside = made[4:20][::-1]  # made in [t + 2, t + 10), newest first
+    window = {"gte": t + 2, "lt": t + 10}
+    first = client.v1.payment_intents.list(params={"created": window, "limit": 5})
+    assert [i.id for i in first.data] == inside[:5] and first.has_more
+    second = client.v1.payment_intents.list(
+        params={"created": window, "limit": 5, "starting_after": inside[4]}
+    )
+    assert [i.id for i in second.data] == inside[5:10] and second.has_more
+    last = client.v1.payment_intents.list(
+        params={"created": window, "limit": 5, "starting_after": inside[14]}
+    )
+    assert [i.id for i in last.data] == inside[15:] and not last.has_more
+    assert [i.id for i in first.auto_paging_iter()] == inside
+
+
+@pytest.mark.parametrize(
+    ("created", "param"),
+    [
+        ("yesterday", "created"),
+        ({"gte": "soon"}, "created[gte]"),
+        ({"gt": 1_400_000_000, "lt": "1.5"}, "created[lt]"),
+        ({"after": 1_400_000_000}, "created[after]"),
+    ],
+)
+@pytest.mark.parametrize("listing", ["payment_intents", "refunds"])
+def test_a_bad_created_filter_is_a_400_naming_the_param(
+    client: stripe.StripeClient, listing: str, created: object, param: str
+) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        getattr(client.v1, listing).list(params={"created": created})
+    assert caught.value.http_status == 400 and caught.value.param == param
+
+
+def refund_of(client: stripe.StripeClient, intent_id: str, **params: object) -> stripe.Refund:
+    params = {"payment_intent": intent_id, **params}
+    return client.v1.refunds.create(params=params)  # type: ignore[arg-type]
+
+
+def test_refunds_listed_by_payment_intent_and_created(
+    client: stripe.StripeClient, ledger: Ledger
+) -> None:
+    t = 1_400_003_000
+    first = charge(client, f"k-refunds-a-{uuid.uuid4().hex}")
+    second = charge(client, f"k-refunds-b-{uuid.uuid4().hex}")
+    made = [refund_of(client, intent.id, amount=100).id for intent in (first, second, first)]
+    backdate(ledger.refunds, made, [t, t + 1, t + 2])
+    listed = client.v1.refunds.list(params={"payment_intent": first.id})
+    assert [r.id for r in listed.data] == [made[2], made[0]]
+    in_window = client.v1.refunds.list(params={"created": {"gte": t, "lt": t + 2}})
+    assert [r.id for r in in_window.data] == [made[1], made[0]]
+    both = client.v1.refunds.list(params={"payment_intent": first.id, "created": {"gt": t}})
+    assert [r.id for r in both.data] == [made[2]]
+    exact = client.v1.refunds.list(params={"created": t + 1})
+    assert [r.id for r in exact.data] == [made[1]]
+
+
+def test_partial_refunds_up_to_what_is_left(client: stripe.StripeClient) -> None:
+    intent = charge(client, f"k-partial-{uuid.uuid4().hex}", amount=1000)
+    first = refund_of(client, intent.id, amount=400)
+    assert (first.status, first.amount) == ("succeeded", 400)
+    second = refund_of(client, intent.id, amount=500)
+    assert (second.status, second.amount) == ("succeeded", 500)
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        refund_of(client, intent.id, amount=200)  # 100 is left
+    assert caught.value.http_status == 400 and caught.value.code == "charge_already_refunded"
+    rest = refund_of(client, intent.id)  # without an amount: what is left
+    assert rest.amount == 100
+    listed = client.v1.refunds.list(params={"payment_intent": intent.id})
+    assert [r.amount for r in listed.data] == [100, 500, 400]
+
+
+def test_a_refund_keeps_its_reason(client: stripe.StripeClient) -> None:
+    intent = charge(client, f"k-reason-{uuid.uuid4().hex}", amount=1000)
+    asked = refund_of(client, intent.id, amount=300, reason="requested_by_customer")
+    plain = refund_of(client, intent.id, amount=300)
+    assert asked.reason == "requested_by_customer" and plain.reason is None
+    listed = client.v1.refunds.list(params={"payment_intent": intent.id})
+    assert [r.reason for r in listed.data] == [None, "requested_by_customer"]
+
+
+def test_an_unknown_refund_reason_is_refused(client: stripe.StripeClient) -> None:
+    intent = charge(client, f"k-bad-reason-{uuid.uuid4().hex}", amount=1000)
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        refund_of(client, intent.id, reason="changed_mind")
+    assert caught.value.http_status == 400 and caught.value.param == "reason"
+    assert client.v1.refunds.list(params={"payment_intent": intent.id}).data == []

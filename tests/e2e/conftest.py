@@ -10,7 +10,16 @@ import stripe
 
 from shop.dev.stack import NO_CLIENT_LIMITS, Ports, Stack
 
-from ..invariants import SUBJECT_WORD, Mail, book_agrees, booked, money_kept, stripe_client
+from ..invariants import (
+    REFUND_WORD,
+    SUBJECT_WORD,
+    Mail,
+    book_agrees,
+    booked,
+    money_kept,
+    refunds_done,
+    stripe_client,
+)
 from .helpers import PLACED, eventually, final_status
 
 # Every e2e test runs twice: on a normal server, and on one that suspends the handler after
@@ -131,24 +140,27 @@ def invariants(
     mail: "Mail",
 ) -> Iterator[None]:
     """After every e2e test on the shared stack: the stack put back as the test found it,
-    then money kept only for completed orders, stock conserved with nothing left reserved,
-    one email per final order, and each order in the book with its final status."""
+    then money kept only for completed orders (less what was refunded), stock conserved with
+    nothing left reserved, one email per final order and per refund, and each order in the
+    book with its final status and its refunds."""
     first = len(PLACED)
     yield
     put_back(stack)
     for order_id, email in PLACED[first:]:
         status = final_status(gateway, order_id, timeout=90)["status"]
-        kept, held = money_kept(stripe_api, order_id)
-        if status == "completed":
-            assert kept > 0 and not held, (order_id, status, kept)
-        else:
-            assert kept == 0 and not held, (order_id, status, kept, held)
         record = eventually(lambda o=order_id: booked(gateway, admin, o), what="in the book")
         book_agrees(record, status)
-        received = eventually(lambda o=order_id, e=email: mail.received(e, o))
-        subjects = [m["Subject"] for m in received.values()]
-        assert len(subjects) == 1, (order_id, subjects)
-        assert SUBJECT_WORD[status] in subjects[0], (status, subjects)
+        kept, held = money_kept(stripe_api, order_id)
+        expected = record["total_cents"] - record["refunded_cents"] if status == "completed" else 0
+        assert kept == expected and not held, (order_id, status, kept, expected, held)
+        refunds = len(refunds_done(record))
+        received = eventually(
+            lambda o=order_id, e=email, n=1 + refunds: n if len(mail.received(e, o)) >= n else None
+        )
+        subjects = sorted(m["Subject"] for m in mail.received(email, order_id).values())
+        assert len(subjects) == received, (order_id, subjects)
+        assert sum(SUBJECT_WORD[status] in s for s in subjects) == 1, (status, subjects)
+        assert sum(REFUND_WORD in s for s in subjects) == refunds, (refunds, subjects)
     for product in gateway.get("/api/products").json():
         assert product["reserved"] == 0, product
         assert product["stocked"] == product["available"] + product["sold"], product

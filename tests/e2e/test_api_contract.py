@@ -9,9 +9,10 @@ header or body the document does not list.
 One check is told what the document cannot say: `positive_data_acceptance` (a request the
 schema allows must be accepted) also takes a 422 from the three operations whose rules a JSON
 schema cannot state: POST /api/orders (one Idempotency-Key names one request, and a product's
-lines add up to at most 100), the two HTML forms, whose fields FastAPI does not see, and the
-order book's list and export (a `cursor` is only one the API gave out, `until` comes after
-`since`); and a
+lines add up to at most 100), the HTML forms, whose fields FastAPI does not see, the order
+book's list and export (a `cursor` is only one the API gave out, `until` comes after
+`since`), a refund (one Idempotency-Key names one request; a reason is not blank) and a
+reconciliation (`until` comes after `since`, at most 31 days later); and a
 400 from POST /webhooks/stripe, which takes only events signed with the webhook secret (an
 HMAC of the exact body that no generated request can carry).
 
@@ -55,6 +56,10 @@ def config(admin_token: str) -> SchemathesisConfig:
                         "POST /admin/stock/{sku}",
                         "GET /api/admin/orders",
                         "GET /api/admin/orders.csv",
+                        "POST /api/admin/orders/{order_id}/refunds",
+                        "POST /admin/orders/{order_id}/refund",
+                        "POST /api/admin/reconciliations",
+                        "POST /admin/reconcile",
                     ],
                     "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED_OR_422}},
                 },

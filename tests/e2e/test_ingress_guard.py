@@ -58,6 +58,33 @@ PRIVATE = [
             "message": "forged",
         },
     ),
+    ("Payments", "refund_part", {**CHARGE, "refund_id": "ref_x", "amount_cents": 1}),
+    ("Inventory/sticker-pack", "put_back", {"order_id": ORDER, "quantity": 5}),
+    (
+        "Refund/ref_x",
+        "run",
+        {
+            "refund_id": "ref_x",
+            "order_id": ORDER,
+            "payment_intent_id": "pi_x",
+            "amount_cents": 1,
+            "currency": "eur",
+            "reason": "forged",
+            "restock": True,
+            "customer_email": "victim@example.com",
+            "lines": [],
+        },
+    ),
+    (
+        "Reconciliation/rec_x",
+        "run",
+        {
+            "reconciliation_id": "rec_x",
+            "since": "2026-12-01T00:00:00Z",
+            "until": "2026-12-02T00:00:00Z",
+        },
+    ),
+    ("ReconciliationSchedule/daily", "tick", "2026-12-01"),
 ]
 
 
@@ -136,3 +163,20 @@ def test_the_order_books_records_need_the_operators_token(
         )
         assert (page.status_code, record.status_code) == (403, 403), (page.text, record.text)
         assert "@" not in page.text + record.text
+
+
+def test_refunds_and_reconciliations_need_the_operators_token(stack: Stack) -> None:
+    """Moving money back and reading what Stripe holds: the handlers check the token."""
+    for token in ("", "wrong"):
+        ask = {"refund_id": "ref_x", "reason": "forged", "operator_token": token}
+        refund = call(stack, f"Orders/{ORDER}", "refund", ask)
+        window = {"since": "2026-12-01T00:00:00Z", "until": "2026-12-02T00:00:00Z"}
+        started = call(
+            stack,
+            "Reconciliations",
+            "request",
+            {"reconciliation_id": "rec_x", **window, "operator_token": token},
+        )
+        recent = call(stack, "Reconciliations", "recent", {"operator_token": token})
+        statuses = (refund.status_code, started.status_code, recent.status_code)
+        assert statuses == (403, 403, 403), (refund.text, started.text, recent.text)

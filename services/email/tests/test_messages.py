@@ -56,3 +56,24 @@ def test_an_internationalised_domain_is_sent_as_punycode() -> None:
 def test_a_domain_no_idna_can_encode_is_refused() -> None:
     with pytest.raises(ValueError, match="no valid internationalised name"):
         deliverable("x@" + "ü" * 80 + ".de")  # a label longer than 63 characters
+
+
+def test_each_refund_is_a_mail_of_its_own_with_the_amount_refunded() -> None:
+    def refund_mail(refund_id: str) -> EmailRequest:
+        return EmailRequest(
+            order_id="ord_3",
+            to="cy@example.com",
+            kind="refunded",
+            lines=[],
+            total_cents=550,
+            currency="eur",
+            reason="damaged in transit",
+            refund_id=refund_id,
+        )
+
+    first = compose(refund_mail("ref_a"), "shop <orders@shop.example>")
+    second = compose(refund_mail("ref_b"), "shop <orders@shop.example>")
+    assert "ord_3" in first["Subject"] and "5.50 EUR refunded" in first["Subject"]
+    assert first["Message-ID"] != second["Message-ID"]
+    assert first["Message-ID"] != message_id("ord_3", "confirmation")
+    assert "damaged" not in first.get_content()  # the operator's reason is for the books

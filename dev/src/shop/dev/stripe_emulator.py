@@ -2,9 +2,10 @@
 
 It speaks the part of Stripe's API the shop uses, through the official SDK: PaymentIntents
 (create, confirm, capture, cancel, retrieve, list with a metadata filter), Refunds (create,
-list by payment_intent), lists paged as Stripe pages them (newest first, `limit`,
-`starting_after`, `ending_before`, `has_more`), `Idempotency-Key` replay, and the test payment
-methods `pm_card_visa` (succeeds) and `pm_card_chargeDeclined` (402 card_declined).
+whole or partial, with a `reason`; list by payment_intent), lists filtered by `created` and
+paged as Stripe pages them (newest first, `limit`, `starting_after`, `ending_before`,
+`has_more`), `Idempotency-Key` replay, and the test payment methods `pm_card_visa` (succeeds)
+and `pm_card_chargeDeclined` (402 card_declined).
 
 Strong customer authentication: `pm_card_threeDSecure2Required` and
 `pm_card_authenticationRequired` leave a confirmed intent in `requires_action` with a
@@ -22,6 +23,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import operator
 import os
 import secrets
 import sqlite3
@@ -62,6 +64,10 @@ AUTHENTICATION_FAILURE = (
     "The provided PaymentMethod has failed authentication. You can provide "
     "payment_method_data or a new PaymentMethod to attempt to fulfill this PaymentIntent again."
 )
+# The reasons Stripe takes from a caller for a refund.
+REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+# Stripe's `created` list filter: created[<op>]=<unix seconds>, combinable.
+CREATED_OPERATORS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
 # The event Stripe sends when an intent enters each status.
 STATUS_EVENTS = {
     "requires_action": "payment_intent.requires_action",
@@ -155,6 +161,8 @@ class Ledger:
         self.file = LedgerFile(path) if path else None
         if self.file:
             for obj in self.file.objects():
+                if obj["object"] == "refund":
+                    obj.setdefault("reason", None)  # kept before refunds had one
                 kind = self.intents if obj["object"] == "payment_intent" else self.refunds
                 kind[obj["id"]] = obj
             self.replies = self.file.replies()
@@ -191,6 +199,39 @@ def as_int(params: dict[str, Any], name: str) -> int:
             400, "invalid_request_error", f"Invalid {name}: must be at least 1", param=name
         )
     return value
+
+
+def timestamp(value: Any, param: str) -> int:
+    """Unix seconds, as Stripe reads a time in a request (`param`: its name there)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise StripeError(
+            400, "invalid_request_error", f"Invalid integer: {value}", param=param
+        ) from None
+
+
+def created_filter(query: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    """Stripe's `created` filter of a list: `created=<t>` the objects made in second t,
+    `created[gt|gte|lt|lte]=<t>` (any of them together) those in the window; none: all.
+    The values are checked at once, so a bad one is refused even when nothing matches."""
+    created = query.get("created")
+    if created is None:
+        return lambda _: True
+    if not isinstance(created, dict):
+        exact = timestamp(created, "created")
+        return lambda obj: obj["created"] == exact
+    bounds = []
+    for name, value in created.items():
+        if name not in CREATED_OPERATORS:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"Received unknown parameter: created[{name}]",
+                param=f"created[{name}]",
+            )
+        bounds.append((CREATED_OPERATORS[name], timestamp(value, f"created[{name}]")))
+    return lambda obj: all(compare(obj["created"], t) for compare, t in bounds)
 
 
 def flag(params: dict[str, Any], name: str) -> bool:
@@ -390,8 +431,21 @@ def cancel(intent: dict[str, Any], params: dict[str, Any]) -> None:
     intent["cancellation_reason"] = params.get("cancellation_reason")
 
 
+def refund_reason(params: dict[str, Any]) -> str | None:
+    reason = params.get("reason") or None
+    if reason is not None and reason not in REFUND_REASONS:
+        raise StripeError(
+            400,
+            "invalid_request_error",
+            "Invalid reason: must be one of duplicate, fraudulent, or requested_by_customer",
+            param="reason",
+        )
+    return reason
+
+
 def refund(ledger: Ledger, params: dict[str, Any]) -> dict[str, Any]:
     intent = get_intent(ledger, str(params.get("payment_intent") or _missing("payment_intent")))
+    reason = refund_reason(params)
     if intent["status"] != "succeeded":
         raise StripeError(
             400,
@@ -416,6 +470,7 @@ def refund(ledger: Ledger, params: dict[str, Any]) -> dict[str, Any]:
         "amount": amount,
         "currency": intent["currency"],
         "payment_intent": intent["id"],
+        "reason": reason,
         "status": "succeeded",
         "created": int(time.time()),
         "metadata": params.get("metadata") or {},
@@ -681,9 +736,11 @@ def create_app(
     async def list_payment_intents(request: Request) -> dict[str, Any]:
         query = decode(list(request.query_params.multi_items()))
         metadata = query.get("metadata") or {}
+        in_window = created_filter(query)
 
         def wanted(intent: dict[str, Any]) -> bool:
-            return all(intent["metadata"].get(k) == v for k, v in metadata.items())
+            matches = all(intent["metadata"].get(k) == v for k, v in metadata.items())
+            return matches and in_window(intent)
 
         return page("/v1/payment_intents", list(ledger.intents.values()), wanted, query)
 
@@ -721,11 +778,11 @@ def create_app(
     @app.get("/v1/refunds")
     async def list_refunds(request: Request) -> dict[str, Any]:
         query = decode(list(request.query_params.multi_items()))
+        intent_id = query.get("payment_intent")
+        in_window = created_filter(query)
 
         def wanted(refund: dict[str, Any]) -> bool:
-            return (
-                "payment_intent" not in query or refund["payment_intent"] == query["payment_intent"]
-            )
+            return intent_id in (None, refund["payment_intent"]) and in_window(refund)
 
         return page("/v1/refunds", list(ledger.refunds.values()), wanted, query)
 

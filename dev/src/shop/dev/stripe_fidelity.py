@@ -6,8 +6,9 @@ against the emulator and against localstripe (an independent fake Stripe), side 
 localstripe is GPL-3: it only ever runs here as a separate process (`uvx --from
 localstripe==<pinned> localstripe`), never imported and never a dependency of anything we
 ship. The table shows the fields the payments service relies on (status after each step,
-the decline's error, the kind of next action) and marks where the two differ: a difference
-is a question for Stripe's documentation, not proof that either one is wrong.
+the decline's error, the kind of next action, partial refunds, intents listed by `created`
+and paged) and marks where the two differ: a difference is a question for Stripe's
+documentation, not proof that either one is wrong.
 """
 
 import argparse
@@ -268,7 +269,89 @@ def scenarios(t: Target) -> dict[str, Any]:
 
     waiting = t.create_intent("pm_card_threeDSecure2Required", return_url=RETURN_URL)
     out["cancel (void) of requires_action: status"] = outcome(lambda: pis.cancel(waiting.id).status)
+    return out | refund_scenarios(t) | window_scenarios(t)
+
+
+def captured(t: Target) -> str:
+    """A completed order's intent (1250, captured)."""
+    intent = t.create_intent("pm_card_visa")
+    t.client.v1.payment_intents.capture(intent.id)
+    return intent.id
+
+
+def refund_scenarios(t: Target) -> dict[str, Any]:
+    """Refunds of a completed order: partial ones, until nothing is left, then listed."""
+    refunds = t.client.v1.refunds
+    intent_id = captured(t)
+    out: dict[str, Any] = {}
+
+    def partial(amount: int) -> Any:
+        params = {"payment_intent": intent_id, "amount": amount}
+        return outcome(lambda: refunds.create(params=params))  # type: ignore[arg-type]
+
+    first = partial(400)
+    out["partial refund, 400 of 1250: status"] = pick(first, "status")
+    out["partial refund, 400 of 1250: amount"] = pick(first, "amount")
+    second = partial(500)
+    out["second partial refund, 500: status"] = pick(second, "status")
+    out["second partial refund, 500: amount"] = pick(second, "amount")
+    beyond = partial(500)  # 350 left
+    if isinstance(beyond, stripe.Refund):
+        beyond = f"no error, amount {beyond.amount}"
+    out["refund of 500 with 350 left: error"] = beyond
+    listed = outcome(lambda: refunds.list(params={"payment_intent": intent_id}))
+    if isinstance(listed, str):
+        out["refunds listed by payment_intent: amounts"] = listed
+    else:
+        out["refunds listed by payment_intent: amounts"] = [r.amount for r in listed.data]
+    # Apart, on an intent of its own: a fake that refuses `reason` spoils no other row.
+    other = captured(t)
+    params = {"payment_intent": other, "amount": 100, "reason": "requested_by_customer"}
+    with_reason = outcome(lambda: refunds.create(params=params))  # type: ignore[arg-type]
+    out["refund with reason requested_by_customer: reason"] = pick(with_reason, "reason")
     return out
+
+
+def window_scenarios(t: Target) -> dict[str, Any]:
+    """The daily reconciliation: the intents made in a window of `created`, paged."""
+    pis = t.client.v1.payment_intents
+    made = [t.create_intent("pm_card_visa") for _ in range(3)]
+    ids = {i.id for i in made}
+    first, last = min(i.created for i in made), max(i.created for i in made)
+    window = {"gte": first, "lt": last + 1}
+
+    def found(created: dict[str, int]) -> Any:
+        """How many of the three a window holds (other intents of the run may be in it too)."""
+        answer = outcome(lambda: pis.list(params={"created": created, "limit": 100}))
+        if isinstance(answer, str):
+            return answer
+        return f"{sum(i.id in ids for i in answer.data)} of 3"
+
+    out: dict[str, Any] = {
+        "intents listed with created[gte]=first, [lt]=last+1": found(window),
+        "intents listed with created[lt]=first": found({"lt": first}),
+        "intents listed with created[gte]=last+1": found({"gte": last + 1}),
+    }
+    # Paging alone (every intent of the run), then within the window as the reconciliation.
+    out["all intents, pages of 2 by starting_after"] = outcome(lambda: walk(pis, {}, ids))
+    out["intents in the window, pages of 2 by starting_after"] = outcome(
+        lambda: walk(pis, {"created": window}, ids)
+    )
+    return out
+
+
+def walk(pis: stripe.PaymentIntentService, query: dict[str, Any], ids: set[str]) -> str:
+    """Every page of a list, each after the last one's last intent: how many of `ids` came
+    back, and how many intents came more than once."""
+    seen: list[str] = []
+    params: dict[str, Any] = {**query, "limit": 2}
+    for _ in range(100):  # a fake that ignores starting_after would page forever
+        page = pis.list(params=params)
+        seen += [i.id for i in page.data]
+        if not page.has_more or not page.data:
+            break
+        params["starting_after"] = page.data[-1].id
+    return f"{len(ids & set(seen))} of 3, {len(seen) - len(set(seen))} repeated"
 
 
 def table(left: Target, right: Target, a: dict[str, Any], b: dict[str, Any]) -> str:

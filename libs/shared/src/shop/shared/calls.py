@@ -17,12 +17,19 @@ from shop.shared.models import (
     ChargeRequest,
     EmailReceipt,
     EmailRequest,
+    IntentPage,
+    IntentQuery,
+    IntentRef,
+    ItemsBack,
     MailAllowance,
     OrderRef,
     Refund,
+    RefundCharge,
     Reservation,
     ReservationResult,
     StockLevel,
+    StripeIntent,
+    StripeRefund,
 )
 from shop.shared.ownership import sha256
 
@@ -66,6 +73,20 @@ def refund(ctx: Context, charge: Charge) -> Reply[Refund]:
     return _call(ctx, names.PAYMENTS, "refund", charge, Refund)
 
 
+def refund_part(ctx: Context, charge: RefundCharge) -> Reply[StripeRefund]:
+    """Give back part (or all) of a captured payment: one Stripe refund per refund id."""
+    return _call(ctx, names.PAYMENTS, "refund_part", charge, StripeRefund)
+
+
+def list_intents(ctx: Context, query: IntentQuery) -> Reply[IntentPage]:
+    """A page of Stripe's PaymentIntents created in a window, with their money."""
+    return _call(ctx, names.PAYMENTS, "list_intents", query, IntentPage)
+
+
+def intent(ctx: Context, ref: IntentRef) -> Reply[StripeIntent]:
+    return _call(ctx, names.PAYMENTS, "intent", ref, StripeIntent)
+
+
 def reserve(ctx: Context, sku: str, request: Reservation) -> Reply[ReservationResult]:
     return _call(ctx, names.INVENTORY, "reserve", request, ReservationResult, key=sku)
 
@@ -76,6 +97,11 @@ def release(ctx: Context, sku: str, order_id: str) -> Reply[StockLevel]:
 
 def commit(ctx: Context, sku: str, order_id: str) -> Reply[StockLevel]:
     return _call(ctx, names.INVENTORY, "commit", OrderRef(order_id=order_id), StockLevel, key=sku)
+
+
+def put_back(ctx: Context, sku: str, items: ItemsBack) -> Reply[StockLevel]:
+    """A refunded order's items of one SKU go back on the shelf (sold to available)."""
+    return _call(ctx, names.INVENTORY, "put_back", items, StockLevel, key=sku)
 
 
 def send_email(ctx: Context, request: EmailRequest) -> Reply[EmailReceipt]:

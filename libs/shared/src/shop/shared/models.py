@@ -3,12 +3,18 @@
 import base64
 import json
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, Field
 
 OrderState = Literal["pending", "running", "completed", "failed", "cancelled"]
 FINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+# An order's status in the book: a completed order may have had money back since.
+BookState = Literal[
+    "pending", "running", "completed", "failed", "cancelled", "partially_refunded", "refunded"
+]
+BOOK_STATES: tuple[str, ...] = get_args(BookState)
+REFUNDED_STATES: frozenset[str] = frozenset({"partially_refunded", "refunded"})
 
 
 def money(cents: int, currency: str) -> str:
@@ -69,6 +75,8 @@ class Charge(BaseModel):
 
 
 class Refund(BaseModel):
+    """What a failed or cancelled order's money came to (compensation)."""
+
     order_id: str
     payment_intent_id: str
     action: Literal["voided", "refunded", "nothing"]
@@ -104,7 +112,7 @@ class StockLevel(BaseModel):
     stocked: int
 
 
-EmailKind = Literal["confirmation", "failed", "cancelled"]
+EmailKind = Literal["confirmation", "failed", "cancelled", "refunded"]
 
 
 class EmailRequest(BaseModel):
@@ -112,9 +120,10 @@ class EmailRequest(BaseModel):
     to: str
     kind: EmailKind
     lines: list[OrderLine]
-    total_cents: int
+    total_cents: int  # of a refund's mail: the amount refunded
     currency: str
     reason: str | None = None
+    refund_id: str | None = None  # a refund's mail: one per refund
 
 
 class EmailReceipt(BaseModel):
@@ -254,7 +263,7 @@ class HistoryEntry(BaseModel):
 
 
 class OrderRecord(OrderSummary):
-    """An order as the book has it: its lines and every status it went through."""
+    """An order as the book has it: its lines, every status it went through, its refunds."""
 
     lines: list[OrderLine]
     step: str
@@ -266,12 +275,14 @@ class OrderRecord(OrderSummary):
     trace_id: str | None = None
     invocation_id: str | None = None
     history: list[HistoryEntry]
+    refunds: list["RefundEntry"] = []
+    refunded_cents: int = 0  # of the refunds that succeeded
 
 
 class OrderFilter(BaseModel):
     """Which orders to list, newest first. `since` inclusive, `until` exclusive."""
 
-    status: OrderState | None = None
+    status: BookState | None = None
     email: str | None = None
     product_id: str | None = None
     since: datetime | None = None
@@ -333,3 +344,232 @@ def known_cursor(cursor: str) -> str:
 
 # Where the page before ended: only what encode_cursor made (ValueError for anything else).
 Cursor = Annotated[str, AfterValidator(known_cursor)]
+
+
+# Refunds of completed orders: the orders service's Refund workflow, one per refund.
+
+RefundState = Literal["pending", "succeeded", "failed"]
+
+
+class RefundAsk(BaseModel):
+    """An operator's refund of one order (Orders/<order id>/refund), checked against the book:
+    `amount_cents` None is all that is left; the ADMIN_TOKEN goes with it."""
+
+    refund_id: str = Field(description="The new refund's id, unless the key had one already.")
+    amount_cents: int | None = Field(None, ge=1)
+    reason: str = Field(min_length=1, max_length=500)
+    restock: bool = False
+    # With an Idempotency-Key: its digest, and SHA-256 of the request body it came with.
+    key: str | None = None
+    fingerprint: str | None = None
+    operator_token: str
+
+
+class RefundOrder(BaseModel):
+    """The Refund workflow's input: what it gives back and to whom."""
+
+    refund_id: str
+    order_id: str
+    payment_intent_id: str
+    amount_cents: int = Field(ge=1)
+    currency: str
+    reason: str
+    restock: bool  # the order's lines go back on the shelf (at most one refund of it does)
+    customer_email: str
+    lines: list[OrderLine]
+
+
+RefundRefusal = Literal["conflict", "unknown_order", "not_completed", "too_much"]
+
+
+class RefundOpened(BaseModel):
+    """`started` (a new refund, `order` is its workflow's input), `replayed` (the same request
+    under its Idempotency-Key: the same refund), or why nothing was started."""
+
+    outcome: Literal["started", "replayed"] | RefundRefusal
+    refund_id: str | None = None
+    message: str = ""
+    order: RefundOrder | None = None
+
+
+class RefundCharge(BaseModel):
+    """Give back part of a captured payment (Payments/refund_part)."""
+
+    order_id: str
+    refund_id: str
+    payment_intent_id: str
+    amount_cents: int = Field(ge=1)
+
+
+class StripeRefund(BaseModel):
+    refund_id: str
+    stripe_refund_id: str
+    amount_cents: int
+    status: str  # Stripe's: succeeded, pending (on its way), failed, canceled
+
+
+class ItemsBack(BaseModel):
+    """A refunded order's items, back on the shelf (Inventory/<sku>/put_back)."""
+
+    order_id: str
+    quantity: int = Field(ge=1)
+
+
+class RefundOutcome(BaseModel):
+    """How a refund ended: what the book records."""
+
+    refund_id: str
+    order_id: str
+    status: RefundState
+    stripe_refund_id: str | None = None
+    failure_reason: str | None = None
+
+
+class RefundEntry(BaseModel):
+    """A refund as the book has it."""
+
+    refund_id: str
+    order_id: str
+    amount_cents: int
+    currency: str
+    reason: str
+    restock: bool
+    status: RefundState
+    failure_reason: str | None = None
+    stripe_refund_id: str | None = None
+    requested_at: datetime
+    updated_at: datetime
+
+
+class RefundLookup(BaseModel):
+    order_id: str
+    refund_id: str
+    operator_token: str
+
+
+class BookRefund(BaseModel):
+    refund: RefundEntry | None = None
+
+
+class PublicRefund(BaseModel):
+    """What the customer's page shows of a refund (not the operator's reason)."""
+
+    amount_cents: int
+    currency: str
+    status: RefundState
+    requested_at: datetime
+
+
+class PublicRefunds(BaseModel):
+    refunds: list[PublicRefund]
+
+
+# The reconciliation (the orders service): Stripe's money against the book's, over a window.
+
+
+class IntentQuery(BaseModel):
+    """A page of Stripe's PaymentIntents created in [created_gte, created_lt) (Unix seconds)."""
+
+    created_gte: int
+    created_lt: int
+    starting_after: str | None = None
+    limit: int = Field(100, ge=1, le=100)
+
+
+class IntentRef(BaseModel):
+    payment_intent_id: str
+
+
+class StripeIntent(BaseModel):
+    """A PaymentIntent's money as Stripe has it."""
+
+    payment_intent_id: str
+    order_id: str | None  # its metadata's: None for a payment the shop did not make
+    status: str
+    amount_cents: int
+    captured_cents: int
+    refunded_cents: int
+
+    @property
+    def kept_cents(self) -> int:
+        return self.captured_cents - self.refunded_cents
+
+
+class IntentPage(BaseModel):
+    intents: list[StripeIntent]
+    has_more: bool
+
+
+class BookMoney(BaseModel):
+    """An order's money as the book has it."""
+
+    order_id: str
+    status: str
+    total_cents: int
+    refunded_cents: int
+    payment_intent_id: str | None = None
+
+
+DiscrepancyKind = Literal[
+    "charge_without_order", "order_without_charge", "amount_mismatch", "open_hold"
+]
+
+
+class Discrepancy(BaseModel):
+    """Where Stripe and the book disagree: `expected_cents` is the book's, `actual_cents`
+    Stripe's (money kept; for an open hold, the amount held)."""
+
+    kind: DiscrepancyKind
+    order_id: str | None
+    payment_intent: str | None
+    expected_cents: int
+    actual_cents: int
+
+
+class ReconciliationWindow(BaseModel):
+    """[since, until): what the Reconciliation workflow compares."""
+
+    reconciliation_id: str
+    since: datetime
+    until: datetime
+
+
+class ReconciliationAsk(ReconciliationWindow):
+    operator_token: str
+
+
+ReconciliationState = Literal["running", "completed", "failed"]
+
+
+class ReconciliationReport(BaseModel):
+    reconciliation_id: str
+    status: ReconciliationState
+    since: datetime
+    until: datetime
+    checked_orders: int = 0
+    checked_intents: int = 0
+    discrepancies: list[Discrepancy] = []
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class ReconciliationLookup(BaseModel):
+    reconciliation_id: str
+    operator_token: str
+
+
+class RecentReconciliations(BaseModel):
+    limit: int = Field(10, ge=1, le=100)
+    operator_token: str
+
+
+class BookReconciliation(BaseModel):
+    report: ReconciliationReport | None = None
+
+
+class ReconciliationList(BaseModel):
+    reports: list[ReconciliationReport]
+
+
+OrderRecord.model_rebuild()  # its refunds are defined after it

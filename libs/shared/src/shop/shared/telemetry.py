@@ -47,6 +47,10 @@ orders_started = meter.create_counter("shop.orders.started", description="Orders
 orders_finished = meter.create_counter(
     "shop.orders.finished", description="Orders that ended, by status (completed/failed/cancelled)"
 )
+discrepancies_found = meter.create_counter(
+    "shop.reconciliation.discrepancies",
+    description="Differences a reconciliation found between Stripe and the order book, by kind",
+)
 
 
 def otlp_endpoint(signal: str, env: Mapping[str, str]) -> str | None:
@@ -156,16 +160,16 @@ def _restate_handler() -> Context | None:
 
 
 @contextmanager
-def step(name: str, order_id: str, **attributes: str) -> Iterator[trace.Span]:
-    """A span for one step of an order, under the Restate invocation attempt (never opened
-    twice: a replaying handler gets a no-op span), timed into `shop.step.duration`.
-    Attributes carry ids only, never personal data."""
+def step(name: str, order_id: str | None, **attributes: str) -> Iterator[trace.Span]:
+    """A span for one step of an order (or of no one order: None), under the Restate
+    invocation attempt (never opened twice: a replaying handler gets a no-op span), timed into
+    `shop.step.duration`. Attributes carry ids only, never personal data."""
     tracer = RestateTracer(trace.get_tracer("shop"))
     started = time.perf_counter()
+    if order_id is not None:
+        attributes = {ORDER_ID: order_id, **attributes}
     try:
-        with tracer.start_as_current_span(
-            name, attributes={ORDER_ID: order_id, **attributes}
-        ) as span:
+        with tracer.start_as_current_span(name, attributes=attributes) as span:
             yield span
     finally:
         step_duration.record(time.perf_counter() - started, {"step": name})

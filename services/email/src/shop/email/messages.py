@@ -5,27 +5,33 @@ from email.message import EmailMessage
 from shop.shared.models import EmailRequest, money
 
 
-def message_id(order_id: str, kind: str) -> str:
-    """Stable per order and kind: a resent message is recognisably the same message."""
-    return f"<{order_id}.{kind}@shop.example>"
+def message_id(order_id: str, kind: str, refund_id: str | None = None) -> str:
+    """Stable per order and kind (and refund: an order may have several): a resent message
+    is recognisably the same message."""
+    refund = f".{refund_id}" if refund_id else ""
+    return f"<{order_id}.{kind}{refund}@shop.example>"
 
 
 SUBJECTS = {
     "confirmation": "Your order {order_id} is confirmed",
     "failed": "Your order {order_id} could not be completed",
     "cancelled": "Your order {order_id} is cancelled",
+    "refunded": "Your order {order_id}: {total} refunded",
 }
 
 OPENINGS = {
     "confirmation": "Thank you for your order {order_id}.",
     "failed": "We could not complete your order {order_id}: {reason}.",
     "cancelled": "Your order {order_id} is cancelled, as you asked.",
+    # The operator's reason for a refund is for the books, not the mail.
+    "refunded": "We have refunded {total} of your order {order_id}.",
 }
 
 CLOSINGS = {
     "confirmation": "Total charged: {total}",
     "failed": "Nothing has been charged: any hold on your card ({total}) is released.",
     "cancelled": "Nothing has been charged: any hold on your card ({total}) is released.",
+    "refunded": "The money is on its way back to your card; banks take a few days to show it.",
 }
 
 
@@ -50,14 +56,12 @@ def compose(request: EmailRequest, sender: str) -> EmailMessage:
     msg["From"] = sender
     msg["To"] = deliverable(request.to)
     msg["Subject"] = SUBJECTS[request.kind].format(**values)
-    msg["Message-ID"] = message_id(request.order_id, request.kind)
+    msg["Message-ID"] = message_id(request.order_id, request.kind, request.refund_id)
     lines = "\n".join(
         f"  {line.quantity} x {line.name} ({line.product_id})"
         f"  {money(line.total_cents, request.currency)}"
         for line in request.lines
     )
-    msg.set_content(
-        f"{OPENINGS[request.kind].format(**values)}\n\n{lines}\n\n"
-        f"{CLOSINGS[request.kind].format(**values)}\n"
-    )
+    body = [OPENINGS[request.kind].format(**values), lines, CLOSINGS[request.kind].format(**values)]
+    msg.set_content("\n\n".join(part for part in body if part) + "\n")
     return msg

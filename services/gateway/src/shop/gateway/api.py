@@ -23,6 +23,12 @@ from shop.gateway.orders import (
     OrderRequest,
     place,
 )
+from shop.gateway.reconciliations import (
+    RECONCILIATION_ID_PATTERN,
+    ReconciliationRequest,
+    reconciliation_ask,
+)
+from shop.gateway.refunds import REFUND_ID_PATTERN, RefundRequest, refund_ask
 from shop.gateway.responses import (
     ADMIN_ONLY,
     CANCELLED,
@@ -31,6 +37,7 @@ from shop.gateway.responses import (
     INVALID,
     INVALID_ORDER,
     MALFORMED_JSON,
+    NOT_REFUNDABLE,
     NOT_YOURS,
     OVERLOADED,
     TOO_LATE,
@@ -40,10 +47,20 @@ from shop.gateway.responses import (
     merge,
 )
 from shop.shared.catalog import CATALOG, PRODUCTS
-from shop.shared.models import OrderPage, OrderRecord, OrderStatus, StockLevel, StockUpdate
+from shop.shared.models import (
+    OrderPage,
+    OrderRecord,
+    OrderStatus,
+    ReconciliationReport,
+    RefundEntry,
+    StockLevel,
+    StockUpdate,
+)
 
 router = APIRouter(prefix="/api")
 OrderId = Annotated[str, Path(pattern=ORDER_ID_PATTERN)]
+RefundId = Annotated[str, Path(pattern=REFUND_ID_PATTERN)]
+ReconciliationId = Annotated[str, Path(pattern=RECONCILIATION_ID_PATTERN)]
 
 
 # What no status body shows (they are public to anyone with the order's id): the progress
@@ -223,3 +240,68 @@ async def export_orders(
 async def order_record(order_id: OrderId, ingress: Ingress) -> OrderRecord:
     """The order's full record in the book: lines, customer, amounts, its history."""
     return await ingress.order_record(order_id)
+
+
+@router.post(
+    "/admin/orders/{order_id}/refunds",
+    status_code=202,
+    dependencies=[Depends(require_admin)],
+    responses=merge(
+        MALFORMED_JSON, ADMIN_ONLY, UNKNOWN_ORDER, NOT_REFUNDABLE, INVALID, UNAVAILABLE
+    ),
+)
+async def refund_order(
+    order_id: OrderId,
+    refund: RefundRequest,
+    ingress: Ingress,
+    idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
+) -> dict[str, str]:
+    """Gives money back for a completed order (all that is left without `amount_cents`), and
+    with `restock` its items back on the shelf; the customer is mailed. The refund runs on its
+    own: `status_url` says how it ends. The same Idempotency-Key with the same body is the
+    same refund; with another body, 422."""
+    refund_id = await ingress.refund(order_id, refund_ask(refund, idempotency_key))
+    return {
+        "refund_id": refund_id,
+        "order_id": order_id,
+        "status_url": f"/api/admin/orders/{order_id}/refunds/{refund_id}",
+    }
+
+
+@router.get(
+    "/admin/orders/{order_id}/refunds/{refund_id}",
+    dependencies=[Depends(require_admin)],
+    responses=merge(ADMIN_ONLY, UNKNOWN_ORDER, INVALID, UNAVAILABLE),
+)
+async def refund_status(order_id: OrderId, refund_id: RefundId, ingress: Ingress) -> RefundEntry:
+    """A refund and where it stands: `pending`, `succeeded`, or `failed` with the reason."""
+    return await ingress.refund_record(order_id, refund_id)
+
+
+@router.post(
+    "/admin/reconciliations",
+    status_code=202,
+    dependencies=[Depends(require_admin)],
+    responses=merge(MALFORMED_JSON, ADMIN_ONLY, INVALID, UNAVAILABLE),
+)
+async def reconcile(window: ReconciliationRequest, ingress: Ingress) -> dict[str, str]:
+    """Compares Stripe with the book over [since, until): reports, never fixes. The run goes
+    on by itself; `status_url` has its report."""
+    started = await ingress.reconcile(reconciliation_ask(window))
+    rid = started.reconciliation_id
+    return {"reconciliation_id": rid, "status_url": f"/api/admin/reconciliations/{rid}"}
+
+
+@router.get(
+    "/admin/reconciliations/{reconciliation_id}",
+    dependencies=[Depends(require_admin)],
+    responses=merge(ADMIN_ONLY, {404: UNKNOWN_ORDER[404]}, INVALID, UNAVAILABLE),
+)
+async def reconciliation_report(
+    reconciliation_id: ReconciliationId, ingress: Ingress
+) -> ReconciliationReport:
+    """`running` until it ends; then what it checked and every discrepancy it found."""
+    report = await ingress.reconciliation(reconciliation_id)
+    if report is None:
+        raise HTTPException(404, f"no reconciliation {reconciliation_id}")
+    return report

@@ -17,6 +17,7 @@ from shop.gateway.body_limit import BodyLimit
 from shop.gateway.client_limits import ClientLimits
 from shop.gateway.deps import Hub, Ingress
 from shop.gateway.progress_hub import ProgressHub
+from shop.gateway.reconciliations import keep_daily_reconciliation
 from shop.gateway.responses import NOT_READY
 from shop.gateway.restate_ingress import RestateIngress, restate_client
 from shop.gateway.security_headers import SecurityHeaders
@@ -54,9 +55,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 operator_token=settings.admin_token.get_secret_value(),
             )
             app.state.hub = hub
+            planning = asyncio.create_task(keep_daily_reconciliation(app.state.ingress))
             try:
                 yield
             finally:
+                planning.cancel()
                 hub_task.cancel()
                 await hub.aclose()
                 # uvicorn ends the process with the signal it got, which skips exit handlers.

@@ -5,14 +5,37 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from shop.gateway.restate_ingress import RestateIngress
-from shop.shared.models import Cursor, OrderFilter, OrderPage, OrderState, OrderSummary
+from shop.shared.models import BookState, Cursor, OrderFilter, OrderPage, OrderSummary
 
 CSV_PAGE = 1000  # orders per call to the book while exporting
 CSV_COLUMNS = list(OrderSummary.model_fields)
+
+
+def iso_8601_utc_unless_zoned(at: object) -> object:
+    """ISO 8601 only (pydantic alone would read `0.5` as a Unix time); without a zone, UTC."""
+    if not isinstance(at, str):
+        return at
+    try:
+        parsed = datetime.fromisoformat(at)
+    except ValueError:
+        example = "e.g. 2026-12-01 or 2026-12-01T12:00Z"
+        raise ValueError(f"an ISO 8601 date or time, {example}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+IsoTime = Annotated[datetime, BeforeValidator(iso_8601_utc_unless_zoned)]
 
 
 class OrderListQuery(BaseModel):
@@ -21,27 +44,14 @@ class OrderListQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: OrderState | None = None
+    status: BookState | None = None
     # Exact, any case; printable (PostgreSQL takes no NUL, and no address has a control).
     email: str | None = Field(None, min_length=1, max_length=254, pattern=r"^[^\x00-\x1f\x7f]+$")
     product_id: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
-    since: datetime | None = None
-    until: datetime | None = None
+    since: IsoTime | None = None
+    until: IsoTime | None = None
     limit: int = Field(50, ge=1, le=200)
     cursor: Cursor | None = Field(None, description="`next_cursor` of the page before.")
-
-    @field_validator("since", "until", mode="before")
-    @classmethod
-    def iso_8601_utc_unless_zoned(cls, at: object) -> object:
-        """ISO 8601 only (pydantic alone would read `0.5` as a Unix time)."""
-        if not isinstance(at, str):
-            return at
-        try:
-            parsed = datetime.fromisoformat(at)
-        except ValueError:
-            example = "e.g. 2026-12-01 or 2026-12-01T12:00Z"
-            raise ValueError(f"an ISO 8601 date or time, {example}") from None
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
     @field_validator("until")
     @classmethod

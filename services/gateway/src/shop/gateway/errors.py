@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from shop.gateway.admission import Overloaded
 from shop.gateway.client_limits import TooMany
 from shop.gateway.orders import IdempotencyConflict
-from shop.gateway.restate_ingress import OrderNotFound, RestateUnavailable
+from shop.gateway.restate_ingress import OrderNotFound, RefundRefused, RestateUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(IdempotencyConflict)
     async def key_reused(_: Request, e: IdempotencyConflict) -> JSONResponse:
         # Says nothing of the order the key was first used for: not its id, not its status.
-        message = "already used for a different request; use a new key for a new order"
+        message = "already used for a different request; use a new key for a new one"
         return JSONResponse(
             {"error": "Idempotency-Key reused", "fields": {"Idempotency-Key": message}},
             status_code=422,
         )
+
+    @app.exception_handler(RefundRefused)
+    async def refund_refused(_: Request, e: RefundRefused) -> JSONResponse:
+        if e.outcome == "conflict":
+            return await key_reused(_, IdempotencyConflict())
+        status = 404 if e.outcome == "unknown_order" else 409
+        return JSONResponse({"error": e.message}, status_code=status)
 
     @app.exception_handler(Overloaded)
     async def overloaded(_: Request, e: Overloaded) -> JSONResponse:

@@ -2,8 +2,9 @@
 
 import asyncio
 import secrets
+from decimal import Decimal, InvalidOperation
 from pathlib import Path as FsPath
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Cookie, Depends, Header, HTTPException, Path, Request
@@ -34,6 +35,8 @@ from shop.gateway.orders import (
     order_lines,
     place,
 )
+from shop.gateway.reconciliations import ReconciliationRequest, reconciliation_ask
+from shop.gateway.refunds import RefundRequest, refund_ask
 from shop.gateway.responses import (
     ADMIN_ONLY,
     BAD_FORM,
@@ -47,9 +50,16 @@ from shop.gateway.responses import (
     UNKNOWN_PRODUCT,
     merge,
 )
+from shop.gateway.restate_ingress import RefundRefused
 from shop.gateway.timeline import timeline
 from shop.shared.catalog import CATALOG, PRODUCTS
-from shop.shared.models import OrderState, OrderStatus, StockUpdate, money
+from shop.shared.models import (
+    BOOK_STATES,
+    OrderRecord,
+    OrderStatus,
+    StockUpdate,
+    money,
+)
 
 router = APIRouter()
 templates = Jinja2Templates(directory=FsPath(__file__).parent / "templates")
@@ -227,8 +237,11 @@ async def order_page(
     """Anyone with the link sees the progress (no personal data); the browser that placed
     the order (it holds the secret) also gets the cancel button."""
     status = await ingress.order_status(order_id)
+    # Only a completed order can have been refunded: no other page asks the book.
+    refunds = await ingress.public_refunds(order_id) if status.status == "completed" else []
     context = {
         "status": status,
+        "refunds": refunds,
         "steps": timeline(status),
         "owner": secret is not None,
         "jaeger": settings.jaeger_ui_url,
@@ -312,8 +325,10 @@ async def operator_page(request: Request, ingress: Ingress, settings: Settings) 
     except ValidationError as e:
         query = OrderListQuery()
         error = "; ".join(f"{field}: {why}" for field, why in field_errors(e).items())
-    page, stock = await asyncio.gather(
-        ingress.find_orders(query.filter(), query.limit, query.cursor), ingress.all_stock()
+    page, stock, reports = await asyncio.gather(
+        ingress.find_orders(query.filter(), query.limit, query.cursor),
+        ingress.all_stock(),
+        ingress.recent_reconciliations(),
     )
     filters = query.model_dump(mode="json", exclude_none=True, exclude={"limit", "cursor"})
     context = {
@@ -321,11 +336,14 @@ async def operator_page(request: Request, ingress: Ingress, settings: Settings) 
         "query": query,
         "filter_error": error,
         "filtered": bool(filters),
-        "statuses": get_args(OrderState),
+        "statuses": BOOK_STATES,
         "products": PRODUCTS,
         "next_query": urlencode({**filters, "cursor": page.next_cursor or ""}),
         "export_query": urlencode(filters),
         "stock": stock,
+        "reports": reports,
+        "form": {},
+        "error": None,
         "csrf_token": csrf_token(settings.admin_token.get_secret_value()),
     }
     status = 422 if error else 200
@@ -343,12 +361,141 @@ async def operator_order_page(
 ) -> HTMLResponse:
     """One order from the book: customer, lines, history, its journal and its trace."""
     context = {
-        "record": await ingress.order_record(order_id),
+        **refunds_context(await ingress.order_record(order_id)),
         "restate_ui": settings.restate_ui_url,
         "jaeger": settings.jaeger_ui_url,
         "csrf_token": csrf_token(settings.admin_token.get_secret_value()),
     }
     return templates.TemplateResponse(request, "admin_order.html", context)
+
+
+def refunds_context(
+    record: OrderRecord,
+    form: dict[str, str] | None = None,
+    error: str | None = None,
+    opened: str | None = None,
+) -> dict[str, Any]:
+    """The order's refunds and the refund form (with a new Idempotency-Key unless the form
+    comes back with an error: sent again, it is then still the same refund)."""
+    form = form or {}
+    return {
+        "record": record,
+        "form": form,
+        "error": error,
+        "opened": opened,
+        "form_key": form.get("idempotency_key") or secrets.token_urlsafe(16),
+    }
+
+
+def refunds_fragment(
+    request: Request,
+    record: OrderRecord,
+    form: dict[str, str] | None = None,
+    error: str | None = None,
+    opened: str | None = None,
+) -> HTMLResponse:
+    context = refunds_context(record, form, error, opened)
+    return templates.TemplateResponse(
+        request, "_refunds.html", context, status_code=422 if error else 200
+    )
+
+
+@router.get(
+    "/admin/orders/{order_id}/refunds",
+    response_class=HTMLResponse,
+    dependencies=[Depends(require_admin)],
+    responses=merge(ADMIN_ONLY, UNKNOWN_ORDER, INVALID, UNAVAILABLE),
+)
+async def operator_refunds(request: Request, order_id: OrderId, ingress: Ingress) -> HTMLResponse:
+    """The order page's refunds, refreshed while one is pending."""
+    return refunds_fragment(request, await ingress.order_record(order_id))
+
+
+def cents(amount: str) -> int | None:
+    """`12.50` (the order's currency) as cents; blank is None (all that is left)."""
+    if not amount.strip():
+        return None
+    try:
+        value = Decimal(amount.strip().replace(",", "."))
+    except InvalidOperation:
+        raise ValueError("an amount such as 12.50") from None
+    if not value.is_finite() or value != value.quantize(Decimal("0.01")):
+        raise ValueError("an amount such as 12.50, to the cent")
+    return int(value * 100)
+
+
+@router.post(
+    "/admin/orders/{order_id}/refund",
+    response_class=HTMLResponse,
+    dependencies=[Depends(require_admin)],
+    responses=merge(BAD_FORM, ADMIN_ONLY, UNKNOWN_ORDER, INVALID_FORM, UNAVAILABLE),
+)
+async def refund_from_operator_page(
+    request: Request, order_id: OrderId, ingress: Ingress
+) -> HTMLResponse:
+    """The refund form: the API's refund, its answer (or why not) shown beside the form."""
+    fields = await form_fields(request)
+    try:
+        refund = RefundRequest.model_validate(
+            {
+                "amount_cents": cents(fields.get("amount", "")),
+                "reason": fields.get("reason", ""),
+                "restock": fields.get("restock") == "on",
+            }
+        )
+        refund_id = await ingress.refund(
+            order_id, refund_ask(refund, fields.get("idempotency_key"))
+        )
+    except ValueError as e:  # a ValidationError too
+        error = "; ".join(field_errors(e).values()) if isinstance(e, ValidationError) else str(e)
+        return refunds_fragment(request, await ingress.order_record(order_id), fields, error)
+    except RefundRefused as e:
+        return refunds_fragment(request, await ingress.order_record(order_id), fields, e.message)
+    return refunds_fragment(request, await ingress.order_record(order_id), opened=refund_id)
+
+
+async def reconciliations_fragment(
+    request: Request, ingress: Ingress, form: dict[str, str] | None = None, error: str = ""
+) -> HTMLResponse:
+    context = {
+        "reports": await ingress.recent_reconciliations(),
+        "form": form or {},
+        "error": error or None,
+    }
+    return templates.TemplateResponse(
+        request, "_reconciliations.html", context, status_code=422 if error else 200
+    )
+
+
+@router.get(
+    "/admin/reconciliations",
+    response_class=HTMLResponse,
+    dependencies=[Depends(require_admin)],
+    responses=merge(ADMIN_ONLY, UNAVAILABLE),
+)
+async def operator_reconciliations(request: Request, ingress: Ingress) -> HTMLResponse:
+    """The operator page's reconciliations, refreshed while one runs."""
+    return await reconciliations_fragment(request, ingress)
+
+
+@router.post(
+    "/admin/reconcile",
+    response_class=HTMLResponse,
+    dependencies=[Depends(require_admin)],
+    responses=merge(BAD_FORM, ADMIN_ONLY, INVALID_FORM, UNAVAILABLE),
+)
+async def reconcile_from_operator_page(request: Request, ingress: Ingress) -> HTMLResponse:
+    """The reconcile form: the API's reconciliation of [since, until)."""
+    fields = await form_fields(request)
+    try:
+        window = ReconciliationRequest.model_validate(
+            {"since": fields.get("since", ""), "until": fields.get("until", "")}
+        )
+    except ValidationError as e:
+        error = "; ".join(f"{field}: {why}" for field, why in field_errors(e).items())
+        return await reconciliations_fragment(request, ingress, fields, error)
+    await ingress.reconcile(reconciliation_ask(window))
+    return await reconciliations_fragment(request, ingress)
 
 
 @router.post(

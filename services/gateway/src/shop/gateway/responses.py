@@ -91,6 +91,12 @@ UNAVAILABLE: Responses = {
         Retry_After=_retry_after("Seconds to wait before trying again."),
     )
 }
+NOT_REFUNDABLE: Responses = {
+    409: _error(
+        "Nothing refunded: the order is not completed, or the amount is more than is left to "
+        "refund (`error` says which, and how much is left)."
+    )
+}
 CANCELLED: Responses = {200: {"description": "The order is cancelled already."}}
 CANCELLING: Responses = {
     202: {

@@ -12,7 +12,9 @@ from pydantic import BaseModel
 from shop.shared import names
 from shop.shared.catalog import PRODUCTS
 from shop.shared.models import (
+    BookReconciliation,
     BookRecord,
+    BookRefund,
     BookStatus,
     CancelReply,
     CancelRequest,
@@ -27,6 +29,17 @@ from shop.shared.models import (
     OrderRef,
     OrderStatus,
     PaymentEvent,
+    PublicRefund,
+    PublicRefunds,
+    RecentReconciliations,
+    ReconciliationAsk,
+    ReconciliationList,
+    ReconciliationLookup,
+    ReconciliationReport,
+    RefundAsk,
+    RefundEntry,
+    RefundLookup,
+    RefundOpened,
     Restock,
     StockLevel,
     StockUpdate,
@@ -49,6 +62,10 @@ PROBES = {
     names.MAIL_QUOTA: "probe/take",
     names.ORDERS: "probe/record",
     names.ORDER_BOOK: "status",
+    names.REFUND: "probe/run",
+    names.RECONCILIATION: "probe/run",
+    names.RECONCILIATIONS: "request",
+    names.RECONCILIATION_SCHEDULE: "probe/start",
 }
 REQUIRED_SERVICES = frozenset(PROBES)
 PROBE = {"content-type": "application/x-shop-readiness-probe"}
@@ -103,6 +120,14 @@ class RestateUnavailable(Exception):
 
 class OrderNotFound(Exception):
     pass
+
+
+class RefundRefused(Exception):
+    """The book would not open the refund: `outcome` says why (RefundRefusal)."""
+
+    def __init__(self, outcome: str, message: str) -> None:
+        super().__init__(message)
+        self.outcome, self.message = outcome, message
 
 
 class RestateIngress:
@@ -265,6 +290,59 @@ class RestateIngress:
         if record is None:
             raise OrderNotFound(order_id)
         return record
+
+    async def refund(self, order_id: str, ask: RefundAsk) -> str:
+        """Opens an operator's refund of the order (the same one again for the same request
+        under its Idempotency-Key): its id, or RefundRefused saying why not."""
+        ask = ask.model_copy(update={"operator_token": self.operator_token})
+        response = await self._post(f"/{names.ORDERS}/{order_id}/refund", ask)
+        opened = RefundOpened.model_validate_json(response.content)
+        if opened.outcome not in ("started", "replayed") or opened.refund_id is None:
+            raise RefundRefused(opened.outcome, opened.message)
+        if opened.outcome == "started":
+            amount = "all that is left" if ask.amount_cents is None else f"{ask.amount_cents}"
+            audit.info("operator refunded %s of order %s: %s", amount, order_id, opened.refund_id)
+        return opened.refund_id
+
+    async def refund_record(self, order_id: str, refund_id: str) -> RefundEntry:
+        """One refund of an order, as the book has it (operators); OrderNotFound if none."""
+        lookup = RefundLookup(
+            order_id=order_id, refund_id=refund_id, operator_token=self.operator_token
+        )
+        response = await self._post(f"/{names.ORDER_BOOK}/refund", lookup)
+        found = BookRefund.model_validate_json(response.content).refund
+        if found is None:
+            raise OrderNotFound(f"{order_id} refund {refund_id}")
+        return found
+
+    async def public_refunds(self, order_id: str) -> list[PublicRefund]:
+        """What the customer's page shows of the order's refunds."""
+        response = await self._post(f"/{names.ORDER_BOOK}/refunds", OrderRef(order_id=order_id))
+        return PublicRefunds.model_validate_json(response.content).refunds
+
+    async def reconcile(self, ask: ReconciliationAsk) -> ReconciliationReport:
+        """Starts a reconciliation of Stripe with the book (operators); `running` at first."""
+        ask = ask.model_copy(update={"operator_token": self.operator_token})
+        response = await self._post(f"/{names.RECONCILIATIONS}/request", ask)
+        audit.info("operator reconciled %s to %s: %s", ask.since, ask.until, ask.reconciliation_id)
+        return ReconciliationReport.model_validate_json(response.content)
+
+    async def reconciliation(self, reconciliation_id: str) -> ReconciliationReport | None:
+        lookup = ReconciliationLookup(
+            reconciliation_id=reconciliation_id, operator_token=self.operator_token
+        )
+        response = await self._post(f"/{names.RECONCILIATIONS}/report", lookup)
+        return BookReconciliation.model_validate_json(response.content).report
+
+    async def recent_reconciliations(self, limit: int = 5) -> list[ReconciliationReport]:
+        query = RecentReconciliations(limit=limit, operator_token=self.operator_token)
+        response = await self._post(f"/{names.RECONCILIATIONS}/recent", query)
+        return ReconciliationList.model_validate_json(response.content).reports
+
+    async def keep_daily_reconciliation(self) -> str:
+        """Plans the daily reconciliation if nothing has (idempotent): the day it runs next."""
+        response = await self._post(f"/{names.RECONCILIATION_SCHEDULE}/daily/start")
+        return response.json()
 
     async def missing_services(self) -> set[str]:
         """Services not yet registered, or all of them when Restate does not answer."""

@@ -22,6 +22,7 @@ from shop.inventory.settings import settings
 from shop.shared import names
 from shop.shared.catalog import CATALOG
 from shop.shared.models import (
+    ItemsBack,
     OrderRef,
     Reservation,
     ReservationResult,
@@ -142,6 +143,20 @@ async def release(ctx: ObjectContext, ref: OrderRef) -> StockLevel:
 async def commit(ctx: ObjectContext, ref: OrderRef) -> StockLevel:
     """The order is paid: its reservation becomes sold."""
     return await settle(ctx, ref, sold=True)
+
+
+@inventory.handler(ingress_private=True)
+async def put_back(ctx: ObjectContext, items: ItemsBack) -> StockLevel:
+    """A refunded order's items are back: sold again becomes available (never more than was
+    sold). Once per refund: the refund's journaled call is what keeps it from repeating."""
+    with step("inventory put back", items.order_id, **{"shop.sku": ctx.key()}):
+        stock, held = await level(ctx)
+        quantity = min(items.quantity, stock.sold)
+        if quantity:
+            stock.sold -= quantity
+            stock.available += quantity
+            save(ctx, stock, held)
+        return stock
 
 
 async def is_operator(token: str) -> bool:

@@ -1,19 +1,24 @@
 """The order book's SQL: every statement the orders service runs, over one connection pool.
 
 Writes are idempotent: a row keyed by (order id, seq) is written once, however often Restate
-delivers or retries it, and an order's current status only ever moves to a higher seq.
+delivers or retries it, and an order's current status only ever moves to a higher seq. A
+refund is a row keyed by its id, opened under a lock of its order's row (so two refunds at
+once cannot give back more than was paid) and settled once.
 """
 
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from shop.orders.settings import DatabaseSettings
 from shop.shared.models import (
     FINAL_STATES,
+    REFUNDED_STATES,
     BookEntry,
+    BookMoney,
     FulfilmentResult,
     HistoryEntry,
     OrderFilter,
@@ -21,8 +26,17 @@ from shop.shared.models import (
     OrderRecord,
     OrderStatus,
     OrderSummary,
+    PublicRefund,
+    ReconciliationReport,
+    ReconciliationWindow,
+    RefundAsk,
+    RefundEntry,
+    RefundOpened,
+    RefundOrder,
+    RefundOutcome,
     decode_cursor,
     encode_cursor,
+    money,
 )
 
 SUMMARY = (
@@ -109,21 +123,23 @@ async def order_row(conn: AsyncConnection[Any], order_id: str) -> dict[str, Any]
 
 
 async def status(conn: AsyncConnection[Any], order_id: str) -> OrderStatus | None:
-    """The order's last status, in the shape the workflow reports it (no personal data)."""
+    """The order's last status, in the shape the workflow reports it (no personal data): a
+    refunded order was completed (its refunds are told apart)."""
     row = await order_row(conn, order_id)
     if row is None:
         return None
+    state = "completed" if row["status"] in REFUNDED_STATES else row["status"]
     result = None
-    if row["status"] in FINAL_STATES:
+    if state in FINAL_STATES:
         result = FulfilmentResult(
             order_id=order_id,
-            status=row["status"],
+            status=state,
             payment_intent_id=row["payment_intent_id"],
             reason=row["reason"],
         )
     return OrderStatus(
         order_id=order_id,
-        status=row["status"],
+        status=state,
         step=row["step"],
         percent=row["percent"],
         message=row["message"],
@@ -150,7 +166,156 @@ async def details(conn: AsyncConnection[Any], order_id: str) -> OrderRecord | No
             (order_id,),
         )
         history = [HistoryEntry(**h) for h in await cur.fetchall()]
-    return OrderRecord(**row, lines=lines, history=history)
+    refunds = await order_refunds(conn, order_id)
+    history = sorted(history + [refund_history(r) for r in refunds], key=lambda h: h.at)
+    refunded = sum(r.amount_cents for r in refunds if r.status == "succeeded")
+    return OrderRecord(
+        **row, lines=lines, history=history, refunds=refunds, refunded_cents=refunded
+    )
+
+
+def refund_history(refund: RefundEntry) -> HistoryEntry:
+    """A refund as a line of its order's history: where it stands now."""
+    amount = money(refund.amount_cents, refund.currency)
+    restocked = ", items back in stock" if refund.restock and refund.status == "succeeded" else ""
+    return HistoryEntry(
+        status=f"refund {refund.status}",
+        step="refund",
+        message=f"Refund {refund.refund_id} of {amount}: {refund.reason}{restocked}",
+        at=refund.updated_at,
+        reason=refund.failure_reason,
+    )
+
+
+REFUND = (
+    "r.refund_id, r.order_id, r.amount_cents, o.currency, r.reason, r.restock, r.status,"
+    " r.failure_reason, r.stripe_refund_id, r.requested_at, r.updated_at"
+    " FROM refunds r JOIN orders o USING (order_id)"
+)
+
+
+async def order_refunds(conn: AsyncConnection[Any], order_id: str) -> list[RefundEntry]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {REFUND} WHERE r.order_id = %s ORDER BY r.requested_at, r.refund_id",
+            (order_id,),
+        )
+        return [RefundEntry(**r) for r in await cur.fetchall()]
+
+
+async def public_refunds(conn: AsyncConnection[Any], order_id: str) -> list[PublicRefund]:
+    return [PublicRefund(**r.model_dump()) for r in await order_refunds(conn, order_id)]
+
+
+async def refund(conn: AsyncConnection[Any], order_id: str, refund_id: str) -> RefundEntry | None:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {REFUND} WHERE r.refund_id = %s AND r.order_id = %s", (refund_id, order_id)
+        )
+        row = await cur.fetchone()
+    return RefundEntry(**row) if row else None
+
+
+REFUNDABLE = frozenset({"completed", "partially_refunded", "refunded"})
+
+
+async def open_refund(conn: AsyncConnection[Any], order_id: str, ask: RefundAsk) -> RefundOpened:
+    """A new refund of the order, `pending`, if the book says it may be: the order completed,
+    the amount at most what is left (the refunds not failed count against it). The same
+    request again (its refund id, or its Idempotency-Key and body) is the same refund."""
+    async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT * FROM orders WHERE order_id = %s FOR UPDATE", (order_id,))
+        order = await cur.fetchone()
+        if order is None:
+            return RefundOpened(outcome="unknown_order", message=f"no order {order_id}")
+        await cur.execute(
+            "SELECT * FROM refunds WHERE order_id = %s ORDER BY requested_at", (order_id,)
+        )
+        refunds = await cur.fetchall()
+        for r in refunds:
+            if r["refund_id"] == ask.refund_id:  # this very request, retried
+                return RefundOpened(
+                    outcome="started", refund_id=r["refund_id"], order=await refund_order(cur, r)
+                )
+            if ask.key is not None and r["idempotency_key"] == ask.key:
+                if r["fingerprint"] != ask.fingerprint:
+                    return RefundOpened(outcome="conflict")
+                return RefundOpened(outcome="replayed", refund_id=r["refund_id"])
+        if order["status"] not in REFUNDABLE or order["payment_intent_id"] is None:
+            why = f"only a completed order is refunded; this one is {order['status']}"
+            return RefundOpened(outcome="not_completed", message=why)
+        given = [r for r in refunds if r["status"] != "failed"]
+        left = order["total_cents"] - sum(r["amount_cents"] for r in given)
+        amount = ask.amount_cents or left
+        if left <= 0 or amount > left:
+            why = f"{money(left, order['currency'])} is left to refund"
+            return RefundOpened(outcome="too_much", message=why)
+        # The items go back on the shelf once, whichever refund asks first.
+        restock = ask.restock and not any(r["restock"] for r in given)
+        await cur.execute(
+            "INSERT INTO refunds (refund_id, order_id, amount_cents, reason, restock, status,"
+            " idempotency_key, fingerprint) VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s)"
+            " RETURNING *",
+            (ask.refund_id, order_id, amount, ask.reason, restock, ask.key, ask.fingerprint),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return RefundOpened(
+            outcome="started", refund_id=ask.refund_id, order=await refund_order(cur, row)
+        )
+
+
+async def refund_order(cur: Any, refund: dict[str, Any]) -> RefundOrder:
+    """What the refund's workflow needs: the refund, its order's payment, customer, lines."""
+    await cur.execute(
+        "SELECT o.payment_intent_id, o.currency, o.customer_email FROM orders o"
+        " WHERE o.order_id = %s",
+        (refund["order_id"],),
+    )
+    order = await cur.fetchone()
+    await cur.execute(
+        "SELECT product_id, name, quantity, unit_price_cents FROM order_lines"
+        " WHERE order_id = %s ORDER BY product_id",
+        (refund["order_id"],),
+    )
+    lines = [OrderLine(**line) for line in await cur.fetchall()]
+    return RefundOrder(
+        refund_id=refund["refund_id"],
+        order_id=refund["order_id"],
+        payment_intent_id=order["payment_intent_id"],
+        amount_cents=refund["amount_cents"],
+        currency=order["currency"],
+        reason=refund["reason"],
+        restock=refund["restock"],
+        customer_email=order["customer_email"],
+        lines=lines,
+    )
+
+
+async def settle_refund(conn: AsyncConnection[Any], outcome: RefundOutcome) -> None:
+    """The refund's end (once: a settled refund stays as it is), and the order's status from
+    all that its refunds gave back: refunded in full, in part, or (none) completed."""
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT 1 FROM orders WHERE order_id = %s FOR UPDATE", (outcome.order_id,)
+        )
+        await conn.execute(
+            "UPDATE refunds SET status = %(status)s, failure_reason = %(failure_reason)s,"
+            " stripe_refund_id = %(stripe_refund_id)s, updated_at = clock_timestamp()"
+            " WHERE refund_id = %(refund_id)s AND status = 'pending'",
+            outcome.model_dump(),
+        )
+        await conn.execute(
+            "UPDATE orders o SET status = CASE"
+            "   WHEN back.cents >= o.total_cents THEN 'refunded'"
+            "   WHEN back.cents > 0 THEN 'partially_refunded' ELSE 'completed' END,"
+            " updated_at = clock_timestamp()"
+            " FROM (SELECT coalesce(sum(amount_cents), 0) AS cents FROM refunds"
+            "       WHERE order_id = %(order_id)s AND status = 'succeeded') back"
+            " WHERE o.order_id = %(order_id)s AND o.status IN"
+            " ('completed', 'partially_refunded', 'refunded')",
+            outcome.model_dump(),
+        )
 
 
 async def find(
@@ -191,3 +356,70 @@ async def find(
     orders = [OrderSummary(**row) for row in rows[:limit]]
     more = len(rows) > limit
     return orders, encode_cursor(orders[-1].created_at, orders[-1].order_id) if more else None
+
+
+async def order_money(
+    conn: AsyncConnection[Any], window: ReconciliationWindow, order_ids: set[str]
+) -> dict[str, BookMoney]:
+    """Each order placed in the window, and each order named (by Stripe), with its money:
+    total, and what its refunds gave back."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT o.order_id, o.status, o.total_cents, o.payment_intent_id,"
+            " coalesce(sum(r.amount_cents) FILTER (WHERE r.status = 'succeeded'), 0)"
+            "   AS refunded_cents"
+            " FROM orders o LEFT JOIN refunds r USING (order_id)"
+            " WHERE (o.created_at >= %s AND o.created_at < %s) OR o.order_id = ANY(%s)"
+            " GROUP BY o.order_id",
+            (window.since, window.until, sorted(order_ids)),
+        )
+        return {row["order_id"]: BookMoney(**row) for row in await cur.fetchall()}
+
+
+async def start_reconciliation(conn: AsyncConnection[Any], window: ReconciliationWindow) -> None:
+    await conn.execute(
+        "INSERT INTO reconciliations (reconciliation_id, since, until, status)"
+        " VALUES (%s, %s, %s, 'running') ON CONFLICT (reconciliation_id) DO NOTHING",
+        (window.reconciliation_id, window.since, window.until),
+    )
+
+
+async def finish_reconciliation(conn: AsyncConnection[Any], report: ReconciliationReport) -> None:
+    found = [d.model_dump() for d in report.discrepancies]
+    await conn.execute(
+        "UPDATE reconciliations SET status = %s, checked_orders = %s, checked_intents = %s,"
+        " discrepancies = %s, error = %s, finished_at = clock_timestamp()"
+        " WHERE reconciliation_id = %s AND status = 'running'",
+        (
+            report.status,
+            report.checked_orders,
+            report.checked_intents,
+            Jsonb(found),
+            report.error,
+            report.reconciliation_id,
+        ),
+    )
+
+
+async def reconciliations(
+    conn: AsyncConnection[Any], reconciliation_id: str | None = None, limit: int = 1
+) -> list[ReconciliationReport]:
+    """One run by its id, or the latest `limit` runs, newest first."""
+    where = "WHERE reconciliation_id = %(id)s" if reconciliation_id else ""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT * FROM reconciliations {where}"
+            " ORDER BY started_at DESC, reconciliation_id DESC LIMIT %(limit)s",
+            {"id": reconciliation_id, "limit": limit},
+        )
+        return [ReconciliationReport(**row) for row in await cur.fetchall()]
+
+
+async def window_intents(conn: AsyncConnection[Any], window: ReconciliationWindow) -> set[str]:
+    """The payments of the orders placed in the window."""
+    cur = await conn.execute(
+        "SELECT payment_intent_id FROM orders WHERE created_at >= %s AND created_at < %s"
+        " AND payment_intent_id IS NOT NULL",
+        (window.since, window.until),
+    )
+    return {row[0] for row in await cur.fetchall()}

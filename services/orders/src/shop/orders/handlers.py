@@ -6,60 +6,38 @@ handler that fails is retried by Restate until PostgreSQL takes it, so an outage
 database delays the book and never an order. Reads go through `OrderBook`: an order's public
 status by its id, and, with the operators' ADMIN_TOKEN, the records with customers and
 amounts. A read is not a journaled step: it changes nothing (a retry reads again), and
-customers' data stays out of Restate's journal.
+customers' data stays out of Restate's journal. `Orders/refund` opens an operator's refund of
+a completed order, whose workflow (refunds.py) does the rest.
 """
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from functools import cache
-from typing import Any
-
-import psycopg
 import restate
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 from restate import Context, ObjectContext, TerminalError
 
 from shop.orders import book
+from shop.orders.db import connection
+from shop.orders.refunds import run as run_refund
 from shop.orders.settings import settings
 from shop.shared import names
+from shop.shared.crash import crash_point
 from shop.shared.models import (
     BookEntry,
     BookRecord,
+    BookRefund,
     BookStatus,
     OrderLookup,
     OrderPage,
     OrderQuery,
     OrderRef,
+    PublicRefunds,
+    RefundAsk,
+    RefundLookup,
+    RefundOpened,
 )
 from shop.shared.telemetry import step
 
 orders = restate.VirtualObject(names.ORDERS)
 order_book = restate.Service(names.ORDER_BOOK)
 log = restate.getLogger(__name__)
-
-
-@cache
-def connections() -> AsyncConnectionPool:
-    return book.pool(settings)
-
-
-async def open_pool() -> AsyncConnectionPool:
-    pool = connections()
-    await pool.open(wait=False)  # idempotent; connects in the background
-    return pool
-
-
-@asynccontextmanager
-async def connection() -> AsyncIterator[AsyncConnection[Any]]:
-    """A connection from the pool. A value PostgreSQL refuses (a NUL in a string, say) is
-    the caller's mistake, which no retry mends: a terminal error, answered once. Anything
-    else (PostgreSQL down, a connection lost) is retried by Restate until it is back."""
-    async with (await open_pool()).connection() as conn:
-        try:
-            yield conn
-        except psycopg.DataError as e:
-            raise TerminalError(f"the book cannot take that: {e}", status_code=400) from e
 
 
 async def write(entry: BookEntry) -> bool:
@@ -127,3 +105,54 @@ async def find(ctx: Context, query: OrderQuery) -> OrderPage:
     given(query)
     operator(query.operator_token)
     return await read_page(query)
+
+
+async def is_operator(token: str) -> bool:
+    return settings.is_operator(token)
+
+
+async def open_refund(order_id: str, ask: RefundAsk) -> RefundOpened:
+    async with connection() as conn:
+        opened = await book.open_refund(conn, order_id, ask)
+    crash_point("orders-after-refund-opened")
+    return opened
+
+
+@orders.handler()
+async def refund(ctx: ObjectContext, ask: RefundAsk) -> RefundOpened:
+    """An operator's refund of the order (with ADMIN_TOKEN): opened in the book, if the order
+    completed and the amount is at most what is left, and its workflow started. Journaled
+    steps, so a retry after a crash finds the refund it opened (by its id) and starts the
+    same workflow, which Restate runs once per id."""
+    given(ask)
+    if not await ctx.run_typed("is-operator", is_operator, token=ask.operator_token):
+        raise TerminalError("refunds take the operators' ADMIN_TOKEN", status_code=403)
+    opened = await ctx.run_typed("open-refund", open_refund, order_id=ctx.key(), ask=ask)
+    if opened.outcome == "started" and opened.order is not None:
+        ctx.workflow_send(run_refund, key=opened.order.refund_id, arg=opened.order)
+    return opened.model_copy(update={"order": None})  # the caller needs only its id
+
+
+async def read_refund(lookup: RefundLookup) -> BookRefund:
+    async with connection() as conn:
+        return BookRefund(refund=await book.refund(conn, lookup.order_id, lookup.refund_id))
+
+
+@order_book.handler(name="refund")
+async def refund_record(ctx: Context, lookup: RefundLookup) -> BookRefund:
+    """One refund of an order and where it stands (operators only)."""
+    given(lookup)
+    operator(lookup.operator_token)
+    return await read_refund(lookup)
+
+
+async def read_public_refunds(order_id: str) -> PublicRefunds:
+    async with connection() as conn:
+        return PublicRefunds(refunds=await book.public_refunds(conn, order_id))
+
+
+@order_book.handler()
+async def refunds(ctx: Context, ref: OrderRef) -> PublicRefunds:
+    """An order's refunds as its customer's page shows them: amounts, when, how they stand."""
+    given(ref)
+    return await read_public_refunds(ref.order_id)

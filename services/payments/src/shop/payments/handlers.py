@@ -13,7 +13,17 @@ from stripe.params import PaymentIntentCreateParams
 from shop.payments.stripe_client import stripe_client
 from shop.shared import names
 from shop.shared.crash import crash_point
-from shop.shared.models import Charge, ChargeRequest, Refund
+from shop.shared.models import (
+    Charge,
+    ChargeRequest,
+    IntentPage,
+    IntentQuery,
+    IntentRef,
+    Refund,
+    RefundCharge,
+    StripeIntent,
+    StripeRefund,
+)
 from shop.shared.stripe_keys import idempotency_key
 from shop.shared.telemetry import step
 
@@ -124,6 +134,74 @@ async def _give_back(client: stripe.StripeClient, charge: Charge) -> Refund:
     return Refund(order_id=order_id, payment_intent_id=intent.id, action=action)
 
 
+async def stripe_refund_part(charge: RefundCharge) -> StripeRefund:
+    """One Stripe refund per refund id (its idempotency key), of part or all of a capture.
+    Stripe refusing it (more than is left, say, after a refund made at Stripe directly) is
+    an answer no retry changes: a terminal error, so the refund ends failed with the reason."""
+    key = idempotency_key(charge.order_id, f"refund-{charge.refund_id}")
+    try:
+        with step("stripe refund", charge.order_id, **{"shop.refund_id": charge.refund_id}):
+            refund = await stripe_client().v1.refunds.create_async(
+                params={
+                    "payment_intent": charge.payment_intent_id,
+                    "amount": charge.amount_cents,
+                    "metadata": {"order_id": charge.order_id, "refund_id": charge.refund_id},
+                },
+                options={"idempotency_key": key},
+            )
+    except (stripe.CardError, stripe.InvalidRequestError) as e:
+        raise terminal(e, "refund refused") from e
+    crash_point("payments-after-refund")
+    return StripeRefund(
+        refund_id=charge.refund_id,
+        stripe_refund_id=refund.id,
+        amount_cents=refund.amount,
+        status=refund.status or "pending",
+    )
+
+
+async def intent_money(client: stripe.StripeClient, intent: stripe.PaymentIntent) -> StripeIntent:
+    """What an intent holds: captured, and refunded (asked of Stripe only for a captured one:
+    nothing else can have refunds)."""
+    refunded = 0
+    if intent.amount_received:
+        refunds = await client.v1.refunds.list_async(
+            params={"payment_intent": intent.id, "limit": 100}
+        )
+        async for r in refunds.auto_paging_iter():
+            if r.status in ("succeeded", "pending"):
+                refunded += r.amount
+    return StripeIntent(
+        payment_intent_id=intent.id,
+        order_id=(intent.to_dict().get("metadata") or {}).get("order_id"),
+        status=intent.status,
+        amount_cents=intent.amount,
+        captured_cents=intent.amount_received or 0,
+        refunded_cents=refunded,
+    )
+
+
+async def stripe_list_intents(query: IntentQuery) -> IntentPage:
+    client = stripe_client()
+    params: dict[str, object] = {
+        "created": {"gte": query.created_gte, "lt": query.created_lt},
+        "limit": query.limit,
+    }
+    if query.starting_after:
+        params["starting_after"] = query.starting_after
+    with step("stripe list intents", None):
+        page = await client.v1.payment_intents.list_async(params=params)  # type: ignore[arg-type]
+        intents = [await intent_money(client, intent) for intent in page.data]
+    return IntentPage(intents=intents, has_more=page.has_more)
+
+
+async def stripe_intent(ref: IntentRef) -> StripeIntent:
+    client = stripe_client()
+    with step("stripe retrieve", None):
+        intent = await client.v1.payment_intents.retrieve_async(ref.payment_intent_id)
+        return await intent_money(client, intent)
+
+
 @payments.handler()
 async def authorize(ctx: Context, request: ChargeRequest) -> Charge:
     """Hold the order's total on the card (no money moves until capture)."""
@@ -145,3 +223,23 @@ async def check(ctx: Context, charge: Charge) -> Charge:
 @payments.handler()
 async def refund(ctx: Context, charge: Charge) -> Refund:
     return await ctx.run_typed("stripe-refund", stripe_refund, RunOptions(), charge=charge)
+
+
+@payments.handler()
+async def refund_part(ctx: Context, charge: RefundCharge) -> StripeRefund:
+    """Part or all of a completed order's payment back to the card (an operator's refund)."""
+    return await ctx.run_typed("stripe-refund", stripe_refund_part, RunOptions(), charge=charge)
+
+
+@payments.handler()
+async def list_intents(ctx: Context, query: IntentQuery) -> IntentPage:
+    """A page of the PaymentIntents created in a window, with what each holds (reconciliation)."""
+    return await ctx.run_typed(
+        "stripe-list-intents", stripe_list_intents, RunOptions(), query=query
+    )
+
+
+@payments.handler()
+async def intent(ctx: Context, ref: IntentRef) -> StripeIntent:
+    """One PaymentIntent's money (reconciliation: one the window's list did not have)."""
+    return await ctx.run_typed("stripe-intent", stripe_intent, RunOptions(), ref=ref)
