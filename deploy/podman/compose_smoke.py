@@ -17,6 +17,7 @@
    captured PaymentIntent in the Stripe emulator (whose webhooks about it the gateway
    verified: both read the same secret file) and one mail in the SMTP sink, and that the
    order book has it with the same final status (the gateway's admin API, with the token);
+   then refunds it in full and reconciles Stripe with the book over the run: nothing to report;
 5. SIGKILLs the fulfilment container's process while a second order waits in its cancel
    window, and asserts compose's restart policy brings it back and the order completes, with
    one charge and one mail;
@@ -41,6 +42,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -341,6 +343,44 @@ class Shop:
         print(f"compose smoke: the book has order {order_id}: {status}, history {history}")
         return record
 
+    def admin(self, method: str, path: str, **request: Any) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.admin_token}"}
+        response = self.gateway.request(method, path, headers=headers, **request)
+        if not response.is_success:
+            raise SmokeFailure(f"{method} {path}: {response.status_code} {response.text}")
+        return response.json()
+
+    def refund_and_reconcile(self, order_id: str, since: str, timeout: float) -> None:
+        """Refunds the order in full (items back in stock), then reconciles Stripe with the
+        book from `since`: the refund at Stripe, the book `refunded`, nothing to report."""
+        path = f"/api/admin/orders/{order_id}/refunds"
+        opened = self.admin("POST", path, json={"reason": "compose smoke", "restock": True})
+
+        def settled() -> dict[str, Any]:
+            refund = self.admin("GET", opened["status_url"])
+            if refund["status"] == "pending":
+                raise SmokeFailure("the refund is pending")
+            return refund
+
+        refund = eventually(settled, timeout, every=0.5, what="the refund", retry_on=RETRY_ON)
+        if refund["status"] != "succeeded":
+            raise SmokeFailure(f"refund of {order_id}: {refund}")
+        self.assert_in_book(order_id, "refunded", timeout)
+        until = datetime.now(UTC) + timedelta(seconds=1)
+        window = {"since": since, "until": until.isoformat()}
+        started = self.admin("POST", "/api/admin/reconciliations", json=window)
+
+        def reported() -> dict[str, Any]:
+            report = self.admin("GET", started["status_url"])
+            if report["status"] == "running":
+                raise SmokeFailure("the reconciliation is running")
+            return report
+
+        report = eventually(reported, timeout, every=0.5, what="the report", retry_on=RETRY_ON)
+        if report["status"] != "completed" or report["discrepancies"]:
+            raise SmokeFailure(f"reconciliation: {report}")
+        print(f"compose smoke: refunded {order_id}; reconciliation clean: {report['status']}")
+
     def assert_mailed_once(self, order_id: str) -> None:
         files = self.project.exec(
             "smtp", "grep", "-rl", f"Message-ID: <{order_id}.confirmation@", "/tmp/mail/new"
@@ -533,12 +573,15 @@ def main() -> int:
                     if "refused" not in anonymous:
                         raise SmokeFailure(f"Valkey without its password: {anonymous.strip()}")
                 with stage("an order: completed, charged once, mailed once, in the book"):
+                    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
                     order_id = shop.place_order()
                     final = shop.wait_final(order_id, timeout=60)
                     shop.assert_charged_once(order_id)
                     shop.assert_webhooks_accepted(order_id, timeout=30)
                     shop.assert_mailed_once(order_id)
                     shop.assert_in_book(order_id, final["status"], timeout=30)
+                with stage("refunded in full, and Stripe reconciled with the book: clean"):
+                    shop.refund_and_reconcile(order_id, since, timeout=60)
                 with stage("fulfilment killed in the cancel window: restarted, order completes"):
                     crash_fulfilment_in_cancel_window(shop, project)
                 with stage("the mail server and the Stripe emulator cannot reach Restate"):

@@ -4,6 +4,7 @@ or in the book; planned daily on a durable timer; bad input refused."""
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import httpx
 import psycopg
@@ -94,6 +95,25 @@ def book_url(stack: Stack) -> str:
     return stack.book.url("migrator")
 
 
+def paid_at_stripe(
+    stripe_api: stripe.StripeClient,
+    order_id: str,
+    cents: int,
+    capture: Literal["automatic", "manual"],
+) -> stripe.PaymentIntent:
+    """A payment made at Stripe directly, not by the shop, naming `order_id`."""
+    return stripe_api.v1.payment_intents.create(
+        params={
+            "amount": cents,
+            "currency": "eur",
+            "payment_method": "pm_card_visa",
+            "capture_method": capture,
+            "confirm": True,
+            "metadata": {"order_id": order_id},
+        }
+    )
+
+
 def test_each_kind_of_discrepancy_is_reported_with_its_order_and_amounts(
     stack: Stack,
     gateway: httpx.Client,
@@ -103,15 +123,7 @@ def test_each_kind_of_discrepancy_is_reported_with_its_order_and_amounts(
     since = next_second()
     # A payment captured at Stripe for an order the book does not have.
     ghost = "ord_" + "0" * 23 + "1"
-    captured = stripe_api.v1.payment_intents.create(
-        params={
-            "amount": 999,
-            "currency": "eur",
-            "payment_method": "pm_card_visa",
-            "confirm": True,
-            "metadata": {"order_id": ghost},
-        }
-    )
+    captured = paid_at_stripe(stripe_api, ghost, 999, capture="automatic")
     assert captured.status == "succeeded"
     # A refund made at Stripe directly, which the book knows nothing of.
     refunded = place(gateway, STICKERS)
@@ -121,16 +133,7 @@ def test_each_kind_of_discrepancy_is_reported_with_its_order_and_amounts(
     untrack(refunded)
     # An order the book has as completed whose payment was only ever held.
     held_order = "ord_" + "0" * 23 + "2"
-    held = stripe_api.v1.payment_intents.create(
-        params={
-            "amount": 1800,
-            "currency": "eur",
-            "payment_method": "pm_card_visa",
-            "capture_method": "manual",
-            "confirm": True,
-            "metadata": {"order_id": held_order},
-        }
-    )
+    held = paid_at_stripe(stripe_api, held_order, 1800, capture="manual")
     assert held.status == "requires_capture"
     with psycopg.connect(book_url(stack), password=stack.book.password("migrator")) as db:
         db.execute(

@@ -8,7 +8,7 @@ and the journal write replays Stripe's first answer instead of charging again.
 import restate
 import stripe
 from restate import Context, RunOptions, TerminalError
-from stripe.params import PaymentIntentCreateParams
+from stripe.params import PaymentIntentCreateParams, PaymentIntentListParams
 
 from shop.payments.stripe_client import stripe_client
 from shop.shared import names
@@ -183,14 +183,14 @@ async def intent_money(client: stripe.StripeClient, intent: stripe.PaymentIntent
 
 async def stripe_list_intents(query: IntentQuery) -> IntentPage:
     client = stripe_client()
-    params: dict[str, object] = {
+    params: PaymentIntentListParams = {
         "created": {"gte": query.created_gte, "lt": query.created_lt},
         "limit": query.limit,
     }
     if query.starting_after:
         params["starting_after"] = query.starting_after
     with step("stripe list intents", None):
-        page = await client.v1.payment_intents.list_async(params=params)  # type: ignore[arg-type]
+        page = await client.v1.payment_intents.list_async(params=params)
         intents = [await intent_money(client, intent) for intent in page.data]
     return IntentPage(intents=intents, has_more=page.has_more)
 
