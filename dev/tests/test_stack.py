@@ -28,9 +28,10 @@ def test_supervisor_config_has_every_program_restarting(tmp_path) -> None:
         "orders",
         "postgres",
         "gateway",
+        "prometheus",
     ):
         assert f"[program:{program}]" in conf
-    assert conf.count("autorestart=true") == 11
+    assert conf.count("autorestart=true") == 12
     # The order book's migrator runs once per start: restarted only when it fails.
     migrator = conf[conf.index("[program:book-migrate]") :].split("[program:")[1]
     assert "autorestart=unexpected" in migrator

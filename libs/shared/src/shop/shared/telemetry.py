@@ -20,10 +20,11 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from opentelemetry import metrics, trace
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -40,13 +41,63 @@ ORDER_ID = "shop.order.id"
 EXIT_FLUSH_SECONDS = 0.5
 _propagator = TraceContextTextMapPropagator()
 meter = metrics.get_meter("shop")
+# Seconds, from a fast step to a customer at their bank (OpenTelemetry's default buckets are
+# for milliseconds).
+SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900]
 step_duration = meter.create_histogram(
-    "shop.step.duration", unit="s", description="How long each side-effecting step took"
+    "shop.step.duration",
+    unit="s",
+    description="How long each side-effecting step took",
+    explicit_bucket_boundaries_advisory=SECONDS,
 )
 orders_started = meter.create_counter("shop.orders.started", description="Orders accepted")
 orders_finished = meter.create_counter(
-    "shop.orders.finished", description="Orders that ended, by status (completed/failed/cancelled)"
+    "shop.orders.finished",
+    description="Orders that ended, by status (completed/failed/cancelled) and reason",
 )
+order_duration = meter.create_histogram(
+    "shop.order.duration",
+    unit="s",
+    description="From an order placed to its final status, by status",
+    explicit_bucket_boundaries_advisory=SECONDS,
+)
+stripe_calls = meter.create_counter(
+    "shop.stripe.calls",
+    description="Calls to Stripe, by operation and result (ok, declined, refused, error)",
+)
+smtp_sends = meter.create_counter(
+    "shop.smtp.sends", description="Mails handed to SMTP, by result (ok, refused, error)"
+)
+progress_pushes = meter.create_counter(
+    "shop.progress.pushes", description="Live progress pushed to Valkey, by result (ok, failed)"
+)
+sse_connections = meter.create_up_down_counter(
+    "shop.sse.connections", description="Live progress streams held open"
+)
+sse_events = meter.create_counter("shop.sse.events", description="Live progress events sent")
+orders_rejected = meter.create_counter(
+    "shop.orders.rejected",
+    description="Orders refused with 429, by reason (overloaded, client_limit)",
+)
+_zeros: list[tuple[metrics.Counter, str, list[str]]] = []
+
+
+def counted_from_zero(counter: metrics.Counter, label: str, values: list[str]) -> None:
+    """Series of this process that exist before their first event, at 0: an alert's rate()
+    over a series that appears only with the first failure would miss that failure. (Counted
+    once the meter is set up: an instrument's adds before that go nowhere.)"""
+    _zeros.append((counter, label, values))
+    if _exit_flush:  # set up already
+        _start_from_zero()
+
+
+def _start_from_zero() -> None:
+    while _zeros:
+        counter, label, values = _zeros.pop()
+        for value in values:
+            counter.add(0, {label: value})
+
+
 discrepancies_found = meter.create_counter(
     "shop.reconciliation.discrepancies",
     description="Differences a reconciliation found between Stripe and the order book, by kind",
@@ -91,9 +142,9 @@ def tracing_enabled() -> bool:
 
 
 def setup_telemetry(service: str) -> None:
-    """Once per process, before any client is created. Only what is exported is set up: with
-    no endpoint the API's no-op tracer and meter stay in place and nothing is instrumented,
-    so telemetry costs nothing per request."""
+    """Once per process, before any client is created. Traces only when exported: with no
+    endpoint the API's no-op tracer stays in place and nothing is instrumented. Metrics
+    always, for Prometheus (and over OTLP when an endpoint is set)."""
     os.environ.setdefault("OTEL_SERVICE_NAME", service)
     resource = Resource.create()  # reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
     if tracing_enabled():
@@ -109,17 +160,20 @@ def setup_telemetry(service: str) -> None:
         trace.set_tracer_provider(tracer_provider)
         HTTPXClientInstrumentor().instrument()
         RedisInstrumentor().instrument()
+    # Metrics always: Prometheus scrapes /metrics (shop.shared.metrics); OTLP too when set.
+    readers: list[MetricReader] = [PrometheusMetricReader()]
     if _enabled("METRICS"):
         if _grpc("METRICS"):
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         else:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-        reader = PeriodicExportingMetricReader(OTLPMetricExporter())
-        meter_provider = MeterProvider(
-            resource=resource, metric_readers=[reader], shutdown_on_exit=False
-        )
-        metrics.set_meter_provider(meter_provider)
-        _exit_flush.append(meter_provider.shutdown)
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=readers, shutdown_on_exit=False
+    )
+    metrics.set_meter_provider(meter_provider)
+    _exit_flush.append(meter_provider.shutdown)
+    _start_from_zero()
     if _exit_flush:
         atexit.register(flush_at_exit)
 

@@ -10,13 +10,29 @@ from shop.email.smtp_pool import SmtpPool
 from shop.shared import names
 from shop.shared.crash import crash_point
 from shop.shared.models import EmailReceipt, EmailRequest
-from shop.shared.telemetry import step
+from shop.shared.telemetry import counted_from_zero, smtp_sends, step
 
 email = restate.Service(names.EMAIL, ingress_private=True)  # only the workflows send mail
+counted_from_zero(smtp_sends, "result", ["ok", "refused", "error"])
 smtp = SmtpPool(settings.smtp_host, settings.smtp_port, settings.smtp_timeout_seconds)
 
 
 async def deliver(request: EmailRequest) -> EmailReceipt:
+    """Sends the mail, counted by result: refused for good (a terminal error), or not now
+    (anything else: Restate retries)."""
+    try:
+        receipt = await send_once(request)
+    except TerminalError:
+        smtp_sends.add(1, {"result": "refused"})
+        raise
+    except Exception:
+        smtp_sends.add(1, {"result": "error"})
+        raise
+    smtp_sends.add(1, {"result": "ok"})
+    return receipt
+
+
+async def send_once(request: EmailRequest) -> EmailReceipt:
     try:
         msg = compose(request, settings.mail_from)
     except ValueError as e:

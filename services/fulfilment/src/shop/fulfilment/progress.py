@@ -4,6 +4,7 @@ Valkey for live updates, which can never fail or stall the workflow."""
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from functools import cache
 
 import redis.asyncio as redis
@@ -22,10 +23,17 @@ from shop.shared.models import (
     OrderState,
     OrderStatus,
 )
-from shop.shared.telemetry import orders_finished, step
+from shop.shared.telemetry import (
+    counted_from_zero,
+    order_duration,
+    orders_finished,
+    progress_pushes,
+    step,
+)
 
 log = restate.getLogger(__name__)  # silent while the workflow replays
 STATUS_KEY = "status"
+counted_from_zero(progress_pushes, "result", ["ok", "failed"])
 
 
 @cache
@@ -34,13 +42,41 @@ def valkey() -> redis.Redis:
     return feed.valkey(settings, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
-async def push(status: OrderStatus) -> bool:
+# What a failed order's reason starts with (the steps' terminal errors), as a metric's label:
+# a bounded set, and declines and stock apart from what an operator must look at.
+REASONS = {
+    "payment declined": "payment_declined",
+    "out of stock": "out_of_stock",
+    "capture refused": "capture_refused",
+    "payment authentication": "payment_authentication",
+    "payment not confirmed": "payment_authentication",
+    "cancelled": "cancelled",
+}
+
+
+def reason_of(status: OrderStatus) -> str:
+    reason = (status.result.reason if status.result else None) or ""
+    if not reason:
+        return "none"
+    return next((label for start, label in REASONS.items() if reason.startswith(start)), "other")
+
+
+def count_finished(status: OrderStatus, placed_at: datetime | None) -> None:
+    orders_finished.add(1, {"status": status.status, "reason": reason_of(status)})
+    if placed_at is not None:
+        took = (datetime.now(UTC) - placed_at).total_seconds()
+        order_duration.record(max(took, 0.0), {"status": status.status})
+
+
+async def push(status: OrderStatus, placed_at: datetime | None = None) -> bool:
     """Append to the order's short history, then publish to live subscribers. Runs once per
     step (not again on replay), so it is also where finished orders are counted."""
     if status.is_final:
-        orders_finished.add(1, {"status": status.status})
+        count_finished(status, placed_at)
     with step("progress push", status.order_id, **{"shop.order.step": status.step}):
-        return await publish(status)
+        pushed = await publish(status)
+    progress_pushes.add(1, {"result": "ok" if pushed else "failed"})
+    return pushed
 
 
 async def publish(status: OrderStatus) -> bool:
@@ -70,6 +106,7 @@ class Progress:
     def __init__(self, ctx: WorkflowContext, order: Order, book: BookOrder) -> None:
         self.ctx, self.order_id, self.trace_id = ctx, order.order_id, order.trace_id
         self.book: BookOrder | None = book  # goes with the first entry only
+        self.placed_at = book.placed_at  # an order's duration ends at its final push
         self.booked: OrderState = "pending"  # the status the book was last sent
         self.seq, self.step = 0, "pending"
         self.pushed: asyncio.Task[bool] | None = None  # the latest push; the next one follows it
@@ -119,7 +156,7 @@ class Progress:
         # order's latency): each push runs in the background after the one before, so the
         # history gets its seqs in order, and the run ends only once its last push is out.
         if not restate_context_is_replaying.get():
-            self.pushed = asyncio.create_task(push_after(self.pushed, update))
+            self.pushed = asyncio.create_task(push_after(self.pushed, update, self.placed_at))
             if update.is_final:
                 await self.pushed
 
@@ -139,7 +176,9 @@ def book_entry(status: OrderStatus, order: BookOrder | None) -> BookEntry:
     )
 
 
-async def push_after(before: "asyncio.Task[bool] | None", status: OrderStatus) -> bool:
+async def push_after(
+    before: "asyncio.Task[bool] | None", status: OrderStatus, placed_at: datetime
+) -> bool:
     if before is not None:
         await before  # never raises: a push only reports whether it got through
-    return await push(status)
+    return await push(status, placed_at)

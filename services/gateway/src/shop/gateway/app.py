@@ -7,9 +7,10 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shop.gateway import api, errors, pages, webhooks
 from shop.gateway.admission import InFlight
@@ -22,7 +23,7 @@ from shop.gateway.responses import NOT_READY
 from shop.gateway.restate_ingress import RestateIngress, restate_client
 from shop.gateway.security_headers import SecurityHeaders
 from shop.gateway.settings import GatewaySettings
-from shop.shared.telemetry import flush_at_exit, tracing_enabled
+from shop.shared.telemetry import flush_at_exit
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -74,10 +75,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
     )
-    if tracing_enabled():
-        # Server spans for every request; the httpx instrumentation (set up with telemetry)
-        # carries the trace context on into Restate's ingress.
-        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,static")
+    # Requests, errors and latency per route for Prometheus, and with tracing on, server spans
+    # for every request (the httpx instrumentation, set up with telemetry, carries the trace
+    # context on into Restate's ingress).
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,static,metrics")
     errors.install(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, https=settings.public_base_url.startswith("https://"))
@@ -85,6 +86,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(webhooks.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        """For Prometheus (on the API's port; nothing in it names a customer or an order)."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

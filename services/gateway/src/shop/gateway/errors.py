@@ -13,8 +13,10 @@ from shop.gateway.admission import Overloaded
 from shop.gateway.client_limits import TooMany
 from shop.gateway.orders import IdempotencyConflict
 from shop.gateway.restate_ingress import OrderNotFound, RefundRefused, RestateUnavailable
+from shop.shared.telemetry import counted_from_zero, orders_rejected
 
 log = logging.getLogger(__name__)
+counted_from_zero(orders_rejected, "reason", ["overloaded", "client_limit"])
 
 
 def dotted(loc: tuple[Any, ...]) -> str:
@@ -28,6 +30,12 @@ def field_errors(error: ValidationError | RequestValidationError) -> dict[str, s
         message = str(e["msg"]).removeprefix("Value error, ")
         out.setdefault(dotted(tuple(e["loc"])), message)
     return out
+
+
+def count_rejected(e: Overloaded) -> None:
+    """A 429, for the metrics: this client's share, or the process's bound."""
+    reason = "client_limit" if isinstance(e, TooMany) else "overloaded"
+    orders_rejected.add(1, {"reason": reason})
 
 
 def install(app: FastAPI) -> None:
@@ -66,6 +74,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Overloaded)
     async def overloaded(_: Request, e: Overloaded) -> JSONResponse:
+        count_rejected(e)
         if isinstance(e, TooMany):  # this client's share, not the process's bound
             headers = {"Retry-After": str(e.retry_after)}
             return JSONResponse({"error": e.message}, status_code=429, headers=headers)

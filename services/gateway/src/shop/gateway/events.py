@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from shop.gateway.progress_hub import ProgressHub, Queue
 from shop.gateway.restate_ingress import RestateIngress, RestateUnavailable
 from shop.shared.models import OrderStatus
+from shop.shared.telemetry import sse_connections, sse_events
 
 POLL_SECONDS_WHILE_VALKEY_DOWN = 3.0
 POLL_SECONDS_WHEN_SILENT = 60.0
@@ -110,9 +111,11 @@ class HeldStream(EventSourceResponse):
         self.release = release
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sse_connections.add(1)
         try:
             await super().__call__(scope, receive, send)
         finally:
+            sse_connections.add(-1)
             self.release()
 
 
@@ -136,6 +139,7 @@ async def event_stream(
 
     async def events() -> AsyncIterator[dict[str, str]]:
         async for status in follow(ingress, hub, snapshot, last_seen):
+            sse_events.add(1)
             yield {"id": str(status.seq), **render(status)}
 
     return HeldStream(events(), ping=ping_seconds, release=release)

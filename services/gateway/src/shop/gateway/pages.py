@@ -1,6 +1,7 @@
 """The storefront: server-rendered HTML, htmx for the form and the live progress."""
 
 import asyncio
+import logging
 import secrets
 from decimal import Decimal, InvalidOperation
 from pathlib import Path as FsPath
@@ -25,7 +26,7 @@ from shop.gateway.deps import (
     require_admin,
     site_of,
 )
-from shop.gateway.errors import field_errors
+from shop.gateway.errors import count_rejected, field_errors
 from shop.gateway.events import event_stream
 from shop.gateway.orders import (
     ORDER_ID_PATTERN,
@@ -50,18 +51,20 @@ from shop.gateway.responses import (
     UNKNOWN_PRODUCT,
     merge,
 )
-from shop.gateway.restate_ingress import RefundRefused
+from shop.gateway.restate_ingress import RefundRefused, RestateUnavailable
 from shop.gateway.timeline import timeline
 from shop.shared.catalog import CATALOG, PRODUCTS
 from shop.shared.models import (
     BOOK_STATES,
     OrderRecord,
     OrderStatus,
+    PublicRefund,
     StockUpdate,
     money,
 )
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 templates = Jinja2Templates(directory=FsPath(__file__).parent / "templates")
 templates.env.filters["money"] = money
 OrderId = Annotated[str, Path(pattern=ORDER_ID_PATTERN)]
@@ -70,6 +73,7 @@ OrderId = Annotated[str, Path(pattern=ORDER_ID_PATTERN)]
 SECRET_COOKIE = "order_secret"
 OrderSecret = Annotated[str | None, Cookie(alias=SECRET_COOKIE)]
 
+REFUNDS_WAIT_SECONDS = 2
 SECRET_COOKIE_MAX_AGE = 7 * 86400  # as long as Restate keeps the order (ORDER_RETENTION)
 
 CANCEL_MESSAGES = {
@@ -182,6 +186,7 @@ async def place_order_form(
         errors = {"form": "This form was already used for another order; please try again."}
         return await render_store(request, ingress, {**fields, "idempotency_key": ""}, errors, 422)
     except Overloaded as e:
+        count_rejected(e)
         wait = e.retry_after if isinstance(e, TooMany) else 1
         message = (
             "So many orders from your address: please place yours again in a minute."
@@ -237,16 +242,28 @@ async def order_page(
     """Anyone with the link sees the progress (no personal data); the browser that placed
     the order (it holds the secret) also gets the cancel button."""
     status = await ingress.order_status(order_id)
-    # Only a completed order can have been refunded: no other page asks the book.
-    refunds = await ingress.public_refunds(order_id) if status.status == "completed" else []
     context = {
         "status": status,
-        "refunds": refunds,
+        "refunds": await refunds_of(ingress, status),
         "steps": timeline(status),
         "owner": secret is not None,
         "jaeger": settings.jaeger_ui_url,
     }
     return templates.TemplateResponse(request, "order.html", context)
+
+
+async def refunds_of(ingress: Ingress, status: OrderStatus) -> list[PublicRefund]:
+    """What the book has of a completed order's refunds (no other order can have any). Shown
+    when the book answers at once: a book that cannot (PostgreSQL down) costs the page its
+    refunds, never the page."""
+    if status.status != "completed":
+        return []
+    try:
+        async with asyncio.timeout(REFUNDS_WAIT_SECONDS):
+            return await ingress.public_refunds(status.order_id)
+    except (RestateUnavailable, TimeoutError) as e:
+        log.warning("refunds of %s not shown: %r", status.order_id, e)
+        return []
 
 
 @router.post(

@@ -8,6 +8,7 @@ the comparison and its report are one journaled step, so a run reports once.
 
 import math
 from datetime import UTC, date, datetime, time, timedelta
+from typing import get_args
 
 import restate
 from restate import Context, ObjectContext, TerminalError, WorkflowContext
@@ -19,6 +20,7 @@ from shop.orders.settings import settings
 from shop.shared import calls, names
 from shop.shared.models import (
     BookReconciliation,
+    DiscrepancyKind,
     IntentQuery,
     IntentRef,
     RecentReconciliations,
@@ -29,13 +31,14 @@ from shop.shared.models import (
     ReconciliationWindow,
     StripeIntent,
 )
-from shop.shared.telemetry import discrepancies_found
+from shop.shared.telemetry import counted_from_zero, discrepancies_found
 
 reconciliation = restate.Workflow(names.RECONCILIATION)
 reconciliations = restate.Service(names.RECONCILIATIONS)
 schedule = restate.VirtualObject(names.RECONCILIATION_SCHEDULE)
 log = restate.getLogger(__name__)
 RETENTION = timedelta(days=7)  # the report is in the book for good
+counted_from_zero(discrepancies_found, "kind", list(get_args(DiscrepancyKind)))
 
 
 async def started(window: ReconciliationWindow) -> None:

@@ -5,6 +5,9 @@ the step, so a retry after a timeout, a dropped connection or a crash between St
 and the journal write replays Stripe's first answer instead of charging again.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import restate
 import stripe
 from restate import Context, RunOptions, TerminalError
@@ -25,9 +28,10 @@ from shop.shared.models import (
     StripeRefund,
 )
 from shop.shared.stripe_keys import idempotency_key
-from shop.shared.telemetry import step
+from shop.shared.telemetry import counted_from_zero, step, stripe_calls
 
 payments = restate.Service(names.PAYMENTS, ingress_private=True)  # only the workflows move money
+counted_from_zero(stripe_calls, "result", ["ok", "declined", "refused", "error"])
 
 
 VOIDABLE = frozenset(
@@ -54,6 +58,32 @@ def as_charge(order_id: str, intent: stripe.PaymentIntent) -> Charge:
     )
 
 
+def result_of(e: BaseException | None) -> str:
+    """How a Stripe call went, for the metrics: a decline is the card's answer (normal), a
+    refused request the code's or the data's (look), anything else Stripe not answering."""
+    if e is None:
+        return "ok"
+    if isinstance(e, stripe.CardError):
+        return "declined"
+    if isinstance(e, stripe.InvalidRequestError):
+        return "refused"
+    return "error"
+
+
+@contextmanager
+def stripe_call(operation: str, order_id: str | None, **attributes: str) -> Iterator[None]:
+    """One call to Stripe: its span (`stripe <operation>`), and its count by result."""
+    failure: BaseException | None = None
+    try:
+        with step(f"stripe {operation}", order_id, **attributes):
+            yield
+    except BaseException as e:
+        failure = e
+        raise
+    finally:
+        stripe_calls.add(1, {"operation": operation, "result": result_of(failure)})
+
+
 def terminal(e: stripe.StripeError, what: str) -> TerminalError:
     """Declines and invalid requests are answers, not outages: they are never retried."""
     status = 402 if isinstance(e, stripe.CardError) else 400
@@ -76,7 +106,7 @@ async def stripe_authorize(request: ChargeRequest) -> Charge:
     if request.return_url:  # asks Stripe for a redirect (not its JS SDK) when the bank checks
         params["return_url"] = request.return_url
     try:
-        with step("stripe authorize", request.order_id):
+        with stripe_call("authorize", request.order_id):
             intent = await stripe_client().v1.payment_intents.create_async(
                 params=params,
                 options={"idempotency_key": idempotency_key(request.order_id, "authorize")},
@@ -89,7 +119,7 @@ async def stripe_authorize(request: ChargeRequest) -> Charge:
 
 async def stripe_capture(charge: Charge) -> Charge:
     try:
-        with step("stripe capture", charge.order_id):
+        with stripe_call("capture", charge.order_id):
             intent = await stripe_client().v1.payment_intents.capture_async(
                 charge.payment_intent_id,
                 options={"idempotency_key": idempotency_key(charge.order_id, "capture")},
@@ -101,7 +131,7 @@ async def stripe_capture(charge: Charge) -> Charge:
 
 
 async def stripe_check(charge: Charge) -> Charge:
-    with step("stripe retrieve", charge.order_id):
+    with stripe_call("retrieve", charge.order_id):
         intent = await stripe_client().v1.payment_intents.retrieve_async(charge.payment_intent_id)
     return as_charge(charge.order_id, intent)
 
@@ -109,7 +139,7 @@ async def stripe_check(charge: Charge) -> Charge:
 async def stripe_refund(charge: Charge) -> Refund:
     """Give the money back whatever state the intent is in: void a hold, refund a capture."""
     client, order_id = stripe_client(), charge.order_id
-    with step("stripe refund", order_id):
+    with stripe_call("refund", order_id):
         return await _give_back(client, charge)
 
 
@@ -140,7 +170,7 @@ async def stripe_refund_part(charge: RefundCharge) -> StripeRefund:
     an answer no retry changes: a terminal error, so the refund ends failed with the reason."""
     key = idempotency_key(charge.order_id, f"refund-{charge.refund_id}")
     try:
-        with step("stripe refund", charge.order_id, **{"shop.refund_id": charge.refund_id}):
+        with stripe_call("refund", charge.order_id, **{"shop.refund_id": charge.refund_id}):
             refund = await stripe_client().v1.refunds.create_async(
                 params={
                     "payment_intent": charge.payment_intent_id,
@@ -189,7 +219,7 @@ async def stripe_list_intents(query: IntentQuery) -> IntentPage:
     }
     if query.starting_after:
         params["starting_after"] = query.starting_after
-    with step("stripe list intents", None):
+    with stripe_call("list", None):
         page = await client.v1.payment_intents.list_async(params=params)
         intents = [await intent_money(client, intent) for intent in page.data]
     return IntentPage(intents=intents, has_more=page.has_more)
@@ -197,7 +227,7 @@ async def stripe_list_intents(query: IntentQuery) -> IntentPage:
 
 async def stripe_intent(ref: IntentRef) -> StripeIntent:
     client = stripe_client()
-    with step("stripe retrieve", None):
+    with stripe_call("retrieve", None):
         intent = await client.v1.payment_intents.retrieve_async(ref.payment_intent_id)
         return await intent_money(client, intent)
 

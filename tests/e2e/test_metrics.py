@@ -1,0 +1,105 @@
+"""What an SRE's Prometheus reads: every process's /metrics, scraped by the stack's own
+Prometheus (the same alert rules as compose and k8s), with the shop's series in it after a few
+orders, and every alert rule's expression parsed and evaluated by Prometheus itself."""
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from shop.dev.stack import SERVICES, Stack
+
+from .helpers import eventually, final_status, place
+
+RULES = Path(__file__).resolve().parents[2] / "deploy" / "observability" / "alerts.yml"
+STICKERS = [{"product_id": "sticker-pack", "quantity": 1}]
+# Series each process has once an order completed and one was declined (by name: a label
+# value such as result="error" appears only once something failed).
+SERIES = {
+    "gateway": ["shop_orders_started_total", "http_server_duration_milliseconds_count"],
+    "fulfilment": [
+        "shop_orders_finished_total",
+        "shop_order_duration_seconds_bucket",
+        "shop_progress_pushes_total",
+    ],
+    "payments": ["shop_stripe_calls_total", "shop_step_duration_seconds_bucket"],
+    "email": ["shop_smtp_sends_total"],
+    "orders": ["shop_invocations"],
+}
+
+
+def query(stack: Stack, promql: str) -> list[dict]:
+    """An instant query; AssertionError (with Prometheus's words) if it does not parse."""
+    response = httpx.get(f"{stack.prometheus_url}/api/v1/query", params={"query": promql})
+    body = response.json()
+    assert body["status"] == "success", (promql, body)
+    return body["data"]["result"]
+
+
+@pytest.fixture(scope="module")
+def orders_done(stack: Stack, gateway: httpx.Client) -> None:
+    done = place(gateway, STICKERS)
+    declined = place(gateway, STICKERS, payment_method="pm_card_chargeDeclined")
+    final_status(gateway, done)
+    final_status(gateway, declined)
+
+
+def test_every_process_serves_its_metrics(stack: Stack, orders_done: None) -> None:
+    for service, names in SERIES.items():
+        port = getattr(stack.ports, service)
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        for name in names:
+            assert re.search(rf"^{name}\b", text, re.M), (service, name)
+    # Label sets stay bounded: no order id is ever a label value.
+    for service in (*SERVICES, "gateway"):
+        port = getattr(stack.ports, service)
+        assert "ord_" not in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+
+
+def test_prometheus_scrapes_every_process_and_restate(stack: Stack, orders_done: None) -> None:
+    def all_up() -> list[dict] | None:
+        up = query(stack, "up")
+        targets = {(s["metric"]["job"], s["metric"].get("service")) for s in up}
+        expected = {("shop", name) for name in (*SERVICES, "gateway")}
+        if not expected <= targets or all(s["metric"]["job"] != "restate" for s in up):
+            return None
+        return up if all(s["value"][1] == "1" for s in up) else None
+
+    eventually(all_up, timeout=60, what="every target scraped and up")
+
+    def has_series() -> list[str] | None:
+        missing = [name for names in SERIES.values() for name in names if not query(stack, name)]
+        return None if missing else ["ok"]
+
+    eventually(has_series, timeout=60, what="the shop's series in Prometheus")
+    completed = query(stack, 'shop_orders_finished_total{status="completed",reason="none"}')
+    declined = query(stack, 'shop_orders_finished_total{reason="payment_declined"}')
+    assert completed and declined
+
+
+def rule_expressions() -> dict[str, str]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return {rule["alert"]: rule["expr"] for group in groups for rule in group["rules"]}
+
+
+def test_every_alert_rule_is_loaded_and_evaluates(stack: Stack, orders_done: None) -> None:
+    """Prometheus loaded the rule file (its own parser), and each expression evaluates on
+    the live series (a quiet shop: nothing pages)."""
+    expressions = rule_expressions()
+    assert expressions
+
+    def loaded() -> dict | None:
+        rules = httpx.get(f"{stack.prometheus_url}/api/v1/rules").json()["data"]["groups"]
+        found = {r["name"]: r for g in rules for r in g["rules"] if r["type"] == "alerting"}
+        return found if set(expressions) <= set(found) else None
+
+    found = eventually(loaded, timeout=60, what="the alert rules loaded")
+    for name, expr in expressions.items():
+        query(stack, expr)
+        assert found[name]["health"] in ("ok", "unknown"), found[name]
+    # Each series a rule reads exists (a rule over a misspelt name would never fire).
+    names = {n for expr in expressions.values() for n in re.findall(r"\b(shop_\w+|up)\b", expr)}
+    for series in sorted(names):
+        eventually(lambda s=series: query(stack, s), timeout=30, what=f"series {series}")
