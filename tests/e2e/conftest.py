@@ -51,6 +51,11 @@ def stack(
             "SSE_PING_SECONDS": "1",
             "CRASH_POINTS_DIR": str(state / "crash"),
             "MAX_ORDERS_IN_FLIGHT": str(MAX_ORDERS_IN_FLIGHT),
+            # A step that keeps failing pauses after about 13 s (not 14 min): long enough for
+            # a killed service to come back, short enough for test_operations to see it pause.
+            "RETRY_MAX_ATTEMPTS": "10",
+            "RETRY_INITIAL_SECONDS": "0.2",
+            "RETRY_MAX_INTERVAL_SECONDS": "2",
             **NO_CLIENT_LIMITS,
         },
     )

@@ -277,6 +277,7 @@ class OrderRecord(OrderSummary):
     history: list[HistoryEntry]
     refunds: list["RefundEntry"] = []
     refunded_cents: int = 0  # of the refunds that succeeded
+    actions: list["ActionRecord"] = []  # what operators did to its invocations
 
 
 class OrderFilter(BaseModel):
@@ -572,4 +573,46 @@ class ReconciliationList(BaseModel):
     reports: list[ReconciliationReport]
 
 
-OrderRecord.model_rebuild()  # its refunds are defined after it
+# Operators and an order's invocations in Restate (through the orders service, which alone
+# reads Restate's admin API): what is stuck, and resume, retry now or kill.
+
+
+class InvocationInfo(BaseModel):
+    invocation_id: str
+    target: str  # service/key/handler
+    status: str  # Restate's: running, backing-off, paused, suspended, ...
+    retry_count: int | None = None
+    last_failure: str | None = None
+
+
+class OrderInvocations(BaseModel):
+    """The order's run and the calls it made that have not ended."""
+
+    invocations: list[InvocationInfo]
+
+
+OperatorActionKind = Literal["resume", "retry", "kill"]
+
+
+class OperatorAction(BaseModel):
+    """An operator acts on one of the order's invocations (`retry`: a backing-off one now)."""
+
+    order_id: str
+    invocation_id: str
+    action: OperatorActionKind
+    actor: str = Field(description="Which admin credential acted (never the credential).")
+    operator_token: str
+
+
+class ActionRecord(BaseModel):
+    """An operator's action, as the book keeps it with the order."""
+
+    action: OperatorActionKind
+    invocation_id: str
+    target: str
+    actor: str
+    outcome: str
+    at: datetime
+
+
+OrderRecord.model_rebuild()  # its refunds and actions are defined after it

@@ -1,11 +1,13 @@
 """Settings read from the environment (pydantic-settings); the defaults are the local stack's."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from restate.retry_policy import InvocationRetryPolicy
 
 
 def secrets_dir() -> Path | None:
@@ -55,6 +57,23 @@ class ServiceSettings(ShopSettings):
     # RESTATE_IDENTITY_KEYS: comma-separated `publickeyv1_...` keys; the service accepts only
     # requests the Restate server signed with one of them (several during a key rotation).
     restate_identity_keys: str = ""
+    # A step that keeps failing (Stripe or the mail server answering errors) is retried with
+    # a growing delay, then paused for an operator (resume, retry now, kill) rather than
+    # retried forever: by default after 20 attempts, about 14 minutes.
+    retry_max_attempts: int = 20
+    retry_initial_seconds: float = 0.5
+    retry_max_interval_seconds: float = 60
+
+    @property
+    def pause_when_stuck(self) -> InvocationRetryPolicy:
+        """Restate's retry policy for a service whose steps call the outside world."""
+        return InvocationRetryPolicy(
+            initial_interval=timedelta(seconds=self.retry_initial_seconds),
+            exponentiation_factor=2,
+            max_interval=timedelta(seconds=self.retry_max_interval_seconds),
+            max_attempts=self.retry_max_attempts,
+            on_max_attempts="pause",
+        )
 
     @property
     def restate_admin_urls(self) -> list[str]:

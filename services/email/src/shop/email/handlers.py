@@ -12,7 +12,10 @@ from shop.shared.crash import crash_point
 from shop.shared.models import EmailReceipt, EmailRequest
 from shop.shared.telemetry import counted_from_zero, smtp_sends, step
 
-email = restate.Service(names.EMAIL, ingress_private=True)  # only the workflows send mail
+# Only the workflows send mail. A mail server that keeps failing pauses the send.
+email = restate.Service(
+    names.EMAIL, ingress_private=True, invocation_retry_policy=settings.pause_when_stuck
+)
 counted_from_zero(smtp_sends, "result", ["ok", "refused", "error"])
 smtp = SmtpPool(settings.smtp_host, settings.smtp_port, settings.smtp_timeout_seconds)
 

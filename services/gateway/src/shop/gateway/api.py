@@ -11,12 +11,14 @@ from shop.gateway.deps import (
     Hold,
     Hub,
     Ingress,
+    Operator,
     Settings,
     require_admin,
     shed_when_overloaded,
     site_of,
 )
 from shop.gateway.events import event_name, event_stream
+from shop.gateway.operations import ActionRequest
 from shop.gateway.orders import (
     ORDER_ID_PATTERN,
     IdempotencyKey,
@@ -48,6 +50,8 @@ from shop.gateway.responses import (
 )
 from shop.shared.catalog import CATALOG, PRODUCTS
 from shop.shared.models import (
+    ActionRecord,
+    OrderInvocations,
     OrderPage,
     OrderRecord,
     OrderStatus,
@@ -305,3 +309,27 @@ async def reconciliation_report(
     if report is None:
         raise HTTPException(404, f"no reconciliation {reconciliation_id}")
     return report
+
+
+@router.get(
+    "/admin/orders/{order_id}/invocations",
+    dependencies=[Depends(require_admin)],
+    responses=merge(ADMIN_ONLY, UNKNOWN_ORDER, INVALID, UNAVAILABLE),
+)
+async def order_invocations(order_id: OrderId, ingress: Ingress) -> OrderInvocations:
+    """The order's run and its calls that have not ended, as Restate has them: a `paused` or
+    `backing-off` one says what failed last (`last_failure`)."""
+    return OrderInvocations(invocations=await ingress.invocations(order_id))
+
+
+@router.post(
+    "/admin/orders/{order_id}/actions",
+    dependencies=[Depends(require_admin)],
+    responses=merge(MALFORMED_JSON, ADMIN_ONLY, UNKNOWN_ORDER, INVALID, UNAVAILABLE),
+)
+async def act_on_order(
+    order_id: OrderId, request: ActionRequest, ingress: Ingress, actor: Operator
+) -> ActionRecord:
+    """An operator's action on one of the order's invocations, recorded in the book with the
+    order (`outcome`: done, or why not)."""
+    return await ingress.operate(order_id, request.invocation_id, request.action, actor)

@@ -146,3 +146,19 @@ async def require_admin(
     sent = request.headers.get("x-csrf-token", "")
     if browser and not hmac.compare_digest(sent.encode(), csrf_token(token).encode()):
         raise HTTPException(403, "missing or wrong CSRF token: act from the operator page")
+
+
+async def operator_name(authorization: Annotated[str | None, Header()] = None) -> str:
+    """Which admin credential acts, for the record (never the credential): the Basic user
+    name a browser gave, or `api` for the Bearer token."""
+    scheme, _, credentials = (authorization or "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            user = base64.b64decode(credentials, validate=True).decode().partition(":")[0]
+        except ValueError:
+            user = ""
+        return f"operator page ({user[:64] or 'no name'})"
+    return "api (Bearer token)"
+
+
+Operator = Annotated[str, Depends(operator_name)]

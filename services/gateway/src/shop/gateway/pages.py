@@ -21,6 +21,7 @@ from shop.gateway.deps import (
     Hold,
     Hub,
     Ingress,
+    Operator,
     Settings,
     csrf_token,
     require_admin,
@@ -28,6 +29,7 @@ from shop.gateway.deps import (
 )
 from shop.gateway.errors import count_rejected, field_errors
 from shop.gateway.events import event_stream
+from shop.gateway.operations import ActionRequest
 from shop.gateway.orders import (
     ORDER_ID_PATTERN,
     IdempotencyConflict,
@@ -56,6 +58,7 @@ from shop.gateway.timeline import timeline
 from shop.shared.catalog import CATALOG, PRODUCTS
 from shop.shared.models import (
     BOOK_STATES,
+    ActionRecord,
     OrderRecord,
     OrderStatus,
     PublicRefund,
@@ -377,13 +380,51 @@ async def operator_order_page(
     request: Request, order_id: OrderId, ingress: Ingress, settings: Settings
 ) -> HTMLResponse:
     """One order from the book: customer, lines, history, its journal and its trace."""
+    record = await ingress.order_record(order_id)
     context = {
-        **refunds_context(await ingress.order_record(order_id)),
+        **refunds_context(record),
+        **await invocations_context(ingress, record),
         "restate_ui": settings.restate_ui_url,
         "jaeger": settings.jaeger_ui_url,
         "csrf_token": csrf_token(settings.admin_token.get_secret_value()),
     }
     return templates.TemplateResponse(request, "admin_order.html", context)
+
+
+async def invocations_context(
+    ingress: Ingress, record: OrderRecord, acted: ActionRecord | None = None
+) -> dict[str, Any]:
+    """The order's unfinished invocations (or why they cannot be shown: the page stays)."""
+    try:
+        found, error = await ingress.invocations(record.order_id), None
+    except RestateUnavailable as e:
+        log.warning("invocations of %s not shown: %s", record.order_id, e)
+        found, error = [], "Restate's view of this order cannot be read right now."
+    return {"record": record, "invocations": found, "invocations_error": error, "acted": acted}
+
+
+@router.post(
+    "/admin/orders/{order_id}/act",
+    response_class=HTMLResponse,
+    dependencies=[Depends(require_admin)],
+    responses=merge(BAD_FORM, ADMIN_ONLY, UNKNOWN_ORDER, INVALID_FORM, UNAVAILABLE),
+)
+async def act_from_operator_page(
+    request: Request, order_id: OrderId, ingress: Ingress, settings: Settings, actor: Operator
+) -> HTMLResponse:
+    """The order page's Resume, Retry now and Kill buttons (the API's action)."""
+    fields = await form_fields(request)
+    try:
+        action = ActionRequest.model_validate(fields)
+    except ValidationError as e:
+        raise HTTPException(422, "; ".join(field_errors(e).values())) from e
+    acted = await ingress.operate(order_id, action.invocation_id, action.action, actor)
+    record = await ingress.order_record(order_id)
+    context = {
+        **await invocations_context(ingress, record, acted),
+        "restate_ui": settings.restate_ui_url,
+    }
+    return templates.TemplateResponse(request, "_invocations.html", context)
 
 
 def refunds_context(

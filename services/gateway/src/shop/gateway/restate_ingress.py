@@ -12,16 +12,21 @@ from pydantic import BaseModel
 from shop.shared import names
 from shop.shared.catalog import PRODUCTS
 from shop.shared.models import (
+    ActionRecord,
     BookReconciliation,
     BookRecord,
     BookRefund,
     BookStatus,
     CancelReply,
     CancelRequest,
+    InvocationInfo,
     KeyedOrder,
     KeyedOrderReply,
+    OperatorAction,
+    OperatorActionKind,
     Order,
     OrderFilter,
+    OrderInvocations,
     OrderLookup,
     OrderPage,
     OrderQuery,
@@ -343,6 +348,30 @@ class RestateIngress:
         """Plans the daily reconciliation if nothing has (idempotent): the day it runs next."""
         response = await self._post(f"/{names.RECONCILIATION_SCHEDULE}/daily/start")
         return response.json()
+
+    async def invocations(self, order_id: str) -> list[InvocationInfo]:
+        """The order's run and its unfinished calls, as Restate has them (operators)."""
+        lookup = OrderLookup(order_id=order_id, operator_token=self.operator_token)
+        response = await self._post(f"/{names.ORDER_BOOK}/invocations", lookup)
+        return OrderInvocations.model_validate_json(response.content).invocations
+
+    async def operate(
+        self, order_id: str, invocation_id: str, action: OperatorActionKind, actor: str
+    ) -> ActionRecord:
+        """Resume, retry now or kill one of the order's invocations; recorded in the book."""
+        request = OperatorAction(
+            order_id=order_id,
+            invocation_id=invocation_id,
+            action=action,
+            actor=actor,
+            operator_token=self.operator_token,
+        )
+        response = await self._post(f"/{names.ORDER_BOOK}/operate", request)
+        done = ActionRecord.model_validate_json(response.content)
+        audit.info(
+            "%s: %s %s of order %s: %s", actor, action, invocation_id, order_id, done.outcome
+        )
+        return done
 
     async def missing_services(self) -> set[str]:
         """Services not yet registered, or all of them when Restate does not answer."""

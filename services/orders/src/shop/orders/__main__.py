@@ -1,3 +1,4 @@
+from shop.orders import operations  # noqa: F401  (OrderBook's operator handlers)
 from shop.orders.handlers import order_book, orders
 from shop.orders.reconciliation import reconciliation, reconciliations, schedule
 from shop.orders.refunds import refund

@@ -17,6 +17,7 @@ from shop.orders.settings import DatabaseSettings
 from shop.shared.models import (
     FINAL_STATES,
     REFUNDED_STATES,
+    ActionRecord,
     BookEntry,
     BookMoney,
     FulfilmentResult,
@@ -170,7 +171,30 @@ async def details(conn: AsyncConnection[Any], order_id: str) -> OrderRecord | No
     history = sorted(history + [refund_history(r) for r in refunds], key=lambda h: h.at)
     refunded = sum(r.amount_cents for r in refunds if r.status == "succeeded")
     return OrderRecord(
-        **row, lines=lines, history=history, refunds=refunds, refunded_cents=refunded
+        **row,
+        lines=lines,
+        history=history,
+        refunds=refunds,
+        refunded_cents=refunded,
+        actions=await actions(conn, order_id),
+    )
+
+
+async def actions(conn: AsyncConnection[Any], order_id: str) -> list[ActionRecord]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT action, invocation_id, target, actor, outcome, at FROM operator_actions"
+            " WHERE order_id = %s ORDER BY at",
+            (order_id,),
+        )
+        return [ActionRecord(**row) for row in await cur.fetchall()]
+
+
+async def record_action(conn: AsyncConnection[Any], order_id: str, done: ActionRecord) -> None:
+    await conn.execute(
+        "INSERT INTO operator_actions (order_id, action, invocation_id, target, actor, outcome)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (order_id, done.action, done.invocation_id, done.target, done.actor, done.outcome),
     )
 
 

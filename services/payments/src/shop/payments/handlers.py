@@ -13,6 +13,7 @@ import stripe
 from restate import Context, RunOptions, TerminalError
 from stripe.params import PaymentIntentCreateParams, PaymentIntentListParams
 
+from shop.payments.settings import settings
 from shop.payments.stripe_client import stripe_client
 from shop.shared import names
 from shop.shared.crash import crash_point
@@ -30,7 +31,10 @@ from shop.shared.models import (
 from shop.shared.stripe_keys import idempotency_key
 from shop.shared.telemetry import counted_from_zero, step, stripe_calls
 
-payments = restate.Service(names.PAYMENTS, ingress_private=True)  # only the workflows move money
+# Only the workflows move money. A Stripe that keeps failing pauses the call for an operator.
+payments = restate.Service(
+    names.PAYMENTS, ingress_private=True, invocation_retry_policy=settings.pause_when_stuck
+)
 counted_from_zero(stripe_calls, "result", ["ok", "declined", "refused", "error"])
 
 

@@ -1,0 +1,161 @@
+"""What an operator sees of an order's invocations in Restate and does to them: resume a
+paused one, retry a backing-off one now, kill one as the last resort. The orders service is
+the one that reads Restate's admin API (the gateway holds no admin rights), and each action
+is recorded in the book with the order: what, when, by which admin credential, and how it went.
+"""
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import restate
+from restate import Context, TerminalError
+
+from shop.orders import book
+from shop.orders.db import connection
+from shop.orders.handlers import given, operator, order_book
+from shop.orders.settings import settings
+from shop.shared.models import (
+    ActionRecord,
+    InvocationInfo,
+    OperatorAction,
+    OrderInvocations,
+    OrderLookup,
+)
+
+log = restate.getLogger(__name__)
+# Restate's verb for each action: `resume` is also how a backing-off invocation retries now.
+VERBS = {"resume": "resume", "retry": "resume", "kill": "kill"}
+UNFINISHED = (
+    "SELECT id, target, status, retry_count, last_failure FROM sys_invocation"
+    " WHERE (id = '{run}' OR invoked_by_id = '{run}') AND status != 'completed'"
+    " ORDER BY created_at"
+)
+
+
+class RestateAdmin:
+    """Restate's admin API, at the first of RESTATE_ADMIN_URL's nodes that answers."""
+
+    def __init__(self, urls: list[str], timeout: float = 5) -> None:
+        self.urls, self.timeout = urls, timeout
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        error: Exception | None = None
+        for url in self.urls:
+            try:
+                async with httpx.AsyncClient(base_url=url, timeout=self.timeout) as client:
+                    return await client.request(method, path, **kwargs)
+            except httpx.HTTPError as e:
+                error = e
+        raise RuntimeError(f"Restate's admin API does not answer: {error!r}")
+
+    async def query(self, sql: str) -> list[dict[str, Any]]:
+        response = await self.request(
+            "POST", "/query", json={"query": sql}, headers={"accept": "application/json"}
+        )
+        response.raise_for_status()
+        return response.json()["rows"]
+
+
+admin = RestateAdmin(settings.restate_admin_urls)
+
+
+async def order_run(order_id: str) -> str:
+    """The order's workflow invocation, from the book (TerminalError 404 if it has none)."""
+    async with connection() as conn:
+        row = await book.order_row(conn, order_id)
+    if row is None or not row["invocation_id"]:
+        raise TerminalError(f"no invocation of order {order_id} in the book", status_code=404)
+    return str(row["invocation_id"])
+
+
+def restate_id(invocation_id: str) -> str:
+    """Only ids Restate gives out go into its SQL."""
+    if not invocation_id.replace("_", "").isalnum():
+        raise TerminalError(f"not an invocation id: {invocation_id!r}", status_code=400)
+    return invocation_id
+
+
+async def unfinished(order_id: str) -> list[InvocationInfo]:
+    rows = await admin.query(UNFINISHED.format(run=restate_id(await order_run(order_id))))
+    failures = await last_failures([r["id"] for r in rows if r["status"] == "paused"])
+    return [
+        InvocationInfo(
+            invocation_id=r["id"],
+            target=r["target"],
+            status=r["status"],
+            retry_count=r.get("retry_count"),
+            last_failure=r.get("last_failure") or failures.get(r["id"]),
+        )
+        for r in rows
+    ]
+
+
+async def last_failures(ids: list[str]) -> dict[str, str]:
+    """What made each invocation pause: Restate keeps it in the journal's Paused event (not
+    in sys_invocation, whose last_failure is a backing-off invocation's)."""
+    if not ids:
+        return {}
+    listed = ", ".join(f"'{restate_id(i)}'" for i in ids)
+    rows = await admin.query(
+        f"SELECT id, event_json FROM sys_journal_events WHERE id IN ({listed})"
+        " AND event_type = 'Paused' ORDER BY appended_at"
+    )
+    failures = {}
+    for row in rows:  # the latest pause last
+        failure = json.loads(row["event_json"]).get("last_failure") or {}
+        step = failure.get("related_command_name")
+        where = f" (at {step})" if step else ""
+        failures[row["id"]] = f"{failure.get('error_code')} {failure.get('error_message')}{where}"
+    return failures
+
+
+@order_book.handler()
+async def invocations(ctx: Context, lookup: OrderLookup) -> OrderInvocations:
+    """The order's run and its calls that have not ended, with how each stands (operators):
+    where a paused or backing-off step says what failed last."""
+    given(lookup)
+    operator(lookup.operator_token)
+    return OrderInvocations(invocations=await unfinished(lookup.order_id))
+
+
+async def act(order_id: str, act: OperatorAction) -> ActionRecord:
+    """The action, at Restate's admin API, on one of this order's invocations only."""
+    mine = {i.invocation_id: i for i in await unfinished(order_id)}
+    target = mine.get(act.invocation_id)
+    if target is None:
+        outcome = "not done: no such unfinished invocation of this order"
+    else:
+        response = await admin.request(
+            "PATCH", f"/invocations/{act.invocation_id}/{VERBS[act.action]}"
+        )
+        outcome = "done" if response.is_success else f"refused: {response.text[:200]}"
+    done = ActionRecord(
+        action=act.action,
+        invocation_id=act.invocation_id,
+        target=target.target if target else "",
+        actor=act.actor,
+        outcome=outcome,
+        at=datetime.now(UTC),
+    )
+    async with connection() as conn:
+        await book.record_action(conn, order_id, done)
+    log.info(
+        "operator %s: %s %s of order %s: %s",
+        act.actor,
+        act.action,
+        act.invocation_id,
+        order_id,
+        outcome,
+    )
+    return done
+
+
+@order_book.handler()
+async def operate(ctx: Context, action: OperatorAction) -> ActionRecord:
+    """Resume, retry now or kill one of the order's invocations (operators), recorded in the
+    book. One journaled step: a retry of this handler does not act twice."""
+    given(action)
+    operator(action.operator_token)
+    return await ctx.run_typed("act", act, order_id=action.order_id, act=action)
