@@ -46,8 +46,9 @@ def test_a_three_node_cluster_is_three_restate_programs_with_their_own_ports(tmp
     env = stack.shared_env()
     assert env["RESTATE_INGRESS_URL"].split(",") == stack.ingress_urls
     assert env["RESTATE_ADMIN_URL"].split(",") == stack.admin_urls
-    # 3 nodes, valkey, postgres, smtp, stripe, 5 services and the gateway; the migrator runs once
-    assert stack.supervisor_conf().count("autorestart=true") == 13
+    # 3 nodes, valkey, postgres, smtp, stripe, 5 services, the gateway and Prometheus; the
+    # migrator runs once
+    assert stack.supervisor_conf().count("autorestart=true") == 14
 
 
 def test_one_node_is_the_program_restate_as_before(tmp_path) -> None:

@@ -11,8 +11,9 @@ schema allows must be accepted) also takes a 422 from the three operations whose
 schema cannot state: POST /api/orders (one Idempotency-Key names one request, and a product's
 lines add up to at most 100), the HTML forms, whose fields FastAPI does not see, the order
 book's list and export (a `cursor` is only one the API gave out, `until` comes after
-`since`), a refund (one Idempotency-Key names one request; a reason is not blank) and a
-reconciliation (`until` comes after `since`, at most 31 days later); and a
+`since`), a refund (one Idempotency-Key names one request; a reason is not blank), a
+reconciliation (`until` comes after `since`, at most 31 days later) and the order page's
+action buttons (a form); and a
 400 from POST /webhooks/stripe, which takes only events signed with the webhook secret (an
 HMAC of the exact body that no generated request can carry).
 
@@ -60,6 +61,7 @@ def config(admin_token: str) -> SchemathesisConfig:
                         "POST /admin/orders/{order_id}/refund",
                         "POST /api/admin/reconciliations",
                         "POST /admin/reconcile",
+                        "POST /admin/orders/{order_id}/act",
                     ],
                     "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED_OR_422}},
                 },

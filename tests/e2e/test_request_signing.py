@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from shop.dev import identity_keys
 from shop.dev.stack import Stack
 
-DISCOVER = {"accept": "application/vnd.restate.endpointmanifest.v3+json"}
+# Version 4: the first that carries a handler's retry policy (Payments pauses when stuck).
+DISCOVER = {"accept": "application/vnd.restate.endpointmanifest.v4+json"}
 
 
 def b64url(data: bytes) -> str:

@@ -319,6 +319,7 @@ async def reconciliation_report(
 async def order_invocations(order_id: OrderId, ingress: Ingress) -> OrderInvocations:
     """The order's run and its calls that have not ended, as Restate has them: a `paused` or
     `backing-off` one says what failed last (`last_failure`)."""
+    await ingress.order_record(order_id)  # OrderNotFound: 404
     return OrderInvocations(invocations=await ingress.invocations(order_id))
 
 
@@ -332,4 +333,5 @@ async def act_on_order(
 ) -> ActionRecord:
     """An operator's action on one of the order's invocations, recorded in the book with the
     order (`outcome`: done, or why not)."""
+    await ingress.order_record(order_id)  # OrderNotFound: 404
     return await ingress.operate(order_id, request.invocation_id, request.action, actor)

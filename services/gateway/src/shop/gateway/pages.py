@@ -407,7 +407,7 @@ async def invocations_context(
     "/admin/orders/{order_id}/act",
     response_class=HTMLResponse,
     dependencies=[Depends(require_admin)],
-    responses=merge(BAD_FORM, ADMIN_ONLY, UNKNOWN_ORDER, INVALID_FORM, UNAVAILABLE),
+    responses=merge(BAD_FORM, ADMIN_ONLY, UNKNOWN_ORDER, INVALID, UNAVAILABLE),
 )
 async def act_from_operator_page(
     request: Request, order_id: OrderId, ingress: Ingress, settings: Settings, actor: Operator

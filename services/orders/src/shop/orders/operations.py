@@ -61,13 +61,12 @@ class RestateAdmin:
 admin = RestateAdmin(settings.restate_admin_urls)
 
 
-async def order_run(order_id: str) -> str:
-    """The order's workflow invocation, from the book (TerminalError 404 if it has none)."""
+async def order_run(order_id: str) -> str | None:
+    """The order's workflow invocation, from the book (None: the book has no such order, or
+    none of its run: nothing of it to show or act on)."""
     async with connection() as conn:
         row = await book.order_row(conn, order_id)
-    if row is None or not row["invocation_id"]:
-        raise TerminalError(f"no invocation of order {order_id} in the book", status_code=404)
-    return str(row["invocation_id"])
+    return str(row["invocation_id"]) if row and row["invocation_id"] else None
 
 
 def restate_id(invocation_id: str) -> str:
@@ -78,7 +77,10 @@ def restate_id(invocation_id: str) -> str:
 
 
 async def unfinished(order_id: str) -> list[InvocationInfo]:
-    rows = await admin.query(UNFINISHED.format(run=restate_id(await order_run(order_id))))
+    run = await order_run(order_id)
+    if run is None:
+        return []
+    rows = await admin.query(UNFINISHED.format(run=restate_id(run)))
     failures = await last_failures([r["id"] for r in rows if r["status"] == "paused"])
     return [
         InvocationInfo(
@@ -140,7 +142,8 @@ async def act(order_id: str, act: OperatorAction) -> ActionRecord:
         at=datetime.now(UTC),
     )
     async with connection() as conn:
-        await book.record_action(conn, order_id, done)
+        if await book.exists(conn, order_id):  # an order the book lacks keeps no record
+            await book.record_action(conn, order_id, done)
     log.info(
         "operator %s: %s %s of order %s: %s",
         act.actor,
