@@ -55,6 +55,29 @@ def test_a_step_that_keeps_failing_pauses_until_an_operator_resumes_it(
     # The after-test check holds it to one charge and one mail.
 
 
+def test_killing_a_paused_call_fails_the_order_which_gives_back_what_it_holds(
+    stack: Stack, gateway: httpx.Client, admin: dict[str, str]
+) -> None:
+    """The last resort, on a call (not the order's run): the order's step gets a terminal
+    error, and the order unwinds as after any failure, mailing the customer."""
+    httpx.put(
+        f"{stack.stripe_url}/_emulator/faults", json={"fail_next": 100_000}
+    ).raise_for_status()
+    order_id = place(gateway, STICKERS, email=customer())
+
+    def paused() -> list[dict] | None:
+        return [i for i in unfinished(gateway, admin, order_id) if i["status"] == "paused"] or None
+
+    stuck = eventually(paused, timeout=120, what="the failing step paused")[0]
+    httpx.put(f"{stack.stripe_url}/_emulator/faults", json={}).raise_for_status()
+    kill = {"action": "kill", "invocation_id": stuck["invocation_id"]}
+    done = gateway.post(f"/api/admin/orders/{order_id}/actions", json=kill, headers=admin)
+    assert done.status_code == 200 and done.json()["outcome"] == "done", done.text
+    final = final_status(gateway, order_id, timeout=60)
+    assert (final["status"], final["reason"]) == ("failed", "killed"), final
+    # The after-test check holds it to nothing charged, no stock taken, one mail.
+
+
 def test_an_action_on_another_orders_invocation_does_nothing(
     gateway: httpx.Client, admin: dict[str, str]
 ) -> None:
