@@ -18,9 +18,9 @@ def unfinished(gateway: httpx.Client, admin: dict[str, str], order_id: str) -> l
     return response.json()["invocations"] if response.status_code == 200 else []
 
 
-def test_a_step_that_keeps_failing_pauses_until_an_operator_resumes_it(
-    stack: Stack, gateway: httpx.Client, admin: dict[str, str]
-) -> None:
+def paused_order(stack: Stack, gateway: httpx.Client, admin: dict[str, str]) -> tuple[str, dict]:
+    """An order placed while Stripe answers 500 to everything (left so: the test clears it),
+    once its failing step has paused: its id and that invocation."""
     httpx.put(
         f"{stack.stripe_url}/_emulator/faults", json={"fail_next": 100_000}
     ).raise_for_status()
@@ -29,7 +29,13 @@ def test_a_step_that_keeps_failing_pauses_until_an_operator_resumes_it(
     def paused() -> list[dict] | None:
         return [i for i in unfinished(gateway, admin, order_id) if i["status"] == "paused"] or None
 
-    stuck = eventually(paused, timeout=120, what="the failing step paused")[0]
+    return order_id, eventually(paused, timeout=120, what="the failing step paused")[0]
+
+
+def test_a_step_that_keeps_failing_pauses_until_an_operator_resumes_it(
+    stack: Stack, gateway: httpx.Client, admin: dict[str, str]
+) -> None:
+    order_id, stuck = paused_order(stack, gateway, admin)
     assert stuck["target"] == "Payments/authorize" and stuck["last_failure"], stuck
     page = gateway.get(f"/admin/orders/{order_id}", headers=admin).text
     assert stuck["invocation_id"] in page and "paused" in page and ">Resume<" in page
@@ -60,15 +66,7 @@ def test_killing_a_paused_call_fails_the_order_which_gives_back_what_it_holds(
 ) -> None:
     """The last resort, on a call (not the order's run): the order's step gets a terminal
     error, and the order unwinds as after any failure, mailing the customer."""
-    httpx.put(
-        f"{stack.stripe_url}/_emulator/faults", json={"fail_next": 100_000}
-    ).raise_for_status()
-    order_id = place(gateway, STICKERS, email=customer())
-
-    def paused() -> list[dict] | None:
-        return [i for i in unfinished(gateway, admin, order_id) if i["status"] == "paused"] or None
-
-    stuck = eventually(paused, timeout=120, what="the failing step paused")[0]
+    order_id, stuck = paused_order(stack, gateway, admin)
     httpx.put(f"{stack.stripe_url}/_emulator/faults", json={}).raise_for_status()
     kill = {"action": "kill", "invocation_id": stuck["invocation_id"]}
     done = gateway.post(f"/api/admin/orders/{order_id}/actions", json=kill, headers=admin)

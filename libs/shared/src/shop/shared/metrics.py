@@ -7,8 +7,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 from prometheus_client import Gauge, make_asgi_app
+
+from shop.shared.restate_admin import AdminUnavailable, RestateAdmin
 
 log = logging.getLogger(__name__)
 METRICS_PATH = "/metrics"
@@ -48,26 +49,18 @@ INVOCATIONS_BY_STATE = (
 def invocation_states(admin_urls: list[str], timeout: float = 2) -> BeforeScrape:
     """Reads the invocations by state from Restate's admin API (the first node that answers).
     Nothing (and a warning) when none does: the series then go stale, not wrong."""
+    admin = RestateAdmin(admin_urls, timeout)
 
     async def read() -> None:
-        for url in admin_urls:
-            try:
-                async with httpx.AsyncClient(timeout=timeout) as client:
-                    response = await client.post(
-                        f"{url}/query",
-                        json={"query": INVOCATIONS_BY_STATE},
-                        headers={"accept": "application/json"},
-                    )
-                response.raise_for_status()
-                rows = response.json()["rows"]
-            except (httpx.HTTPError, ValueError, KeyError) as e:
-                log.warning("invocation states not read from %s: %r", url, e)
-                continue
-            invocations.clear()
-            for state in WATCHED_STATES:  # at 0 when there are none, not absent
-                invocations.labels("", state).set(0)
-            for row in rows:
-                invocations.labels(row["service"], row["state"]).set(row["n"])
+        try:
+            rows = await admin.query(INVOCATIONS_BY_STATE)
+        except AdminUnavailable as e:
+            log.warning("invocation states not read: %s", e)
             return
+        invocations.clear()
+        for state in WATCHED_STATES:  # at 0 when there are none, not absent
+            invocations.labels("", state).set(0)
+        for row in rows:
+            invocations.labels(row["service"], row["state"]).set(row["n"])
 
     return read

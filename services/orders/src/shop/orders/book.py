@@ -150,17 +150,22 @@ async def status(conn: AsyncConnection[Any], order_id: str) -> OrderStatus | Non
     )
 
 
+async def order_lines(cur: Any, order_id: str) -> list[OrderLine]:
+    """The order's lines, on a cursor that gives rows as dicts."""
+    await cur.execute(
+        "SELECT product_id, name, quantity, unit_price_cents FROM order_lines"
+        " WHERE order_id = %s ORDER BY product_id",
+        (order_id,),
+    )
+    return [OrderLine(**line) for line in await cur.fetchall()]
+
+
 async def details(conn: AsyncConnection[Any], order_id: str) -> OrderRecord | None:
     row = await order_row(conn, order_id)
     if row is None:
         return None
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT product_id, name, quantity, unit_price_cents FROM order_lines"
-            " WHERE order_id = %s ORDER BY product_id",
-            (order_id,),
-        )
-        lines = [OrderLine(**line) for line in await cur.fetchall()]
+        lines = await order_lines(cur, order_id)
         await cur.execute(
             "SELECT status, step, message, reason, at FROM order_history"
             " WHERE order_id = %s ORDER BY seq",
@@ -259,7 +264,9 @@ async def open_refund(conn: AsyncConnection[Any], order_id: str, ask: RefundAsk)
         for r in refunds:
             if r["refund_id"] == ask.refund_id:  # this very request, retried
                 return RefundOpened(
-                    outcome="started", refund_id=r["refund_id"], order=await refund_order(cur, r)
+                    outcome="started",
+                    refund_id=r["refund_id"],
+                    order=await refund_order(cur, order, r),
                 )
             if ask.key is not None and r["idempotency_key"] == ask.key:
                 if r["fingerprint"] != ask.fingerprint:
@@ -285,24 +292,12 @@ async def open_refund(conn: AsyncConnection[Any], order_id: str, ask: RefundAsk)
         row = await cur.fetchone()
         assert row is not None
         return RefundOpened(
-            outcome="started", refund_id=ask.refund_id, order=await refund_order(cur, row)
+            outcome="started", refund_id=ask.refund_id, order=await refund_order(cur, order, row)
         )
 
 
-async def refund_order(cur: Any, refund: dict[str, Any]) -> RefundOrder:
+async def refund_order(cur: Any, order: dict[str, Any], refund: dict[str, Any]) -> RefundOrder:
     """What the refund's workflow needs: the refund, its order's payment, customer, lines."""
-    await cur.execute(
-        "SELECT o.payment_intent_id, o.currency, o.customer_email FROM orders o"
-        " WHERE o.order_id = %s",
-        (refund["order_id"],),
-    )
-    order = await cur.fetchone()
-    await cur.execute(
-        "SELECT product_id, name, quantity, unit_price_cents FROM order_lines"
-        " WHERE order_id = %s ORDER BY product_id",
-        (refund["order_id"],),
-    )
-    lines = [OrderLine(**line) for line in await cur.fetchall()]
     return RefundOrder(
         refund_id=refund["refund_id"],
         order_id=refund["order_id"],
@@ -312,7 +307,7 @@ async def refund_order(cur: Any, refund: dict[str, Any]) -> RefundOrder:
         reason=refund["reason"],
         restock=refund["restock"],
         customer_email=order["customer_email"],
-        lines=lines,
+        lines=await order_lines(cur, refund["order_id"]),
     )
 
 

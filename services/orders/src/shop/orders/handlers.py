@@ -111,6 +111,13 @@ async def is_operator(token: str) -> bool:
     return settings.is_operator(token)
 
 
+async def operator_once(ctx: Context, token: str, refusal: str) -> None:
+    """`operator` as a journaled step, for handlers that act: a replay takes the same path
+    whatever the settings are now."""
+    if not await ctx.run_typed("is-operator", is_operator, token=token):
+        raise TerminalError(refusal, status_code=403)
+
+
 async def open_refund(order_id: str, ask: RefundAsk) -> RefundOpened:
     async with connection() as conn:
         opened = await book.open_refund(conn, order_id, ask)
@@ -125,8 +132,7 @@ async def refund(ctx: ObjectContext, ask: RefundAsk) -> RefundOpened:
     steps, so a retry after a crash finds the refund it opened (by its id) and starts the
     same workflow, which Restate runs once per id."""
     given(ask)
-    if not await ctx.run_typed("is-operator", is_operator, token=ask.operator_token):
-        raise TerminalError("refunds take the operators' ADMIN_TOKEN", status_code=403)
+    await operator_once(ctx, ask.operator_token, "refunds take the operators' ADMIN_TOKEN")
     opened = await ctx.run_typed("open-refund", open_refund, order_id=ctx.key(), ask=ask)
     if opened.outcome == "started" and opened.order is not None:
         ctx.workflow_send(run_refund, key=opened.order.refund_id, arg=opened.order)

@@ -6,9 +6,7 @@ is recorded in the book with the order: what, when, by which admin credential, a
 
 import json
 from datetime import UTC, datetime
-from typing import Any
 
-import httpx
 import restate
 from restate import Context, TerminalError
 
@@ -23,6 +21,7 @@ from shop.shared.models import (
     OrderInvocations,
     OrderLookup,
 )
+from shop.shared.restate_admin import RestateAdmin
 
 log = restate.getLogger(__name__)
 # Restate's verb for each action: `resume` is also how a backing-off invocation retries now.
@@ -32,30 +31,6 @@ UNFINISHED = (
     " WHERE (id = '{run}' OR invoked_by_id = '{run}') AND status != 'completed'"
     " ORDER BY created_at"
 )
-
-
-class RestateAdmin:
-    """Restate's admin API, at the first of RESTATE_ADMIN_URL's nodes that answers."""
-
-    def __init__(self, urls: list[str], timeout: float = 5) -> None:
-        self.urls, self.timeout = urls, timeout
-
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        error: Exception | None = None
-        for url in self.urls:
-            try:
-                async with httpx.AsyncClient(base_url=url, timeout=self.timeout) as client:
-                    return await client.request(method, path, **kwargs)
-            except httpx.HTTPError as e:
-                error = e
-        raise RuntimeError(f"Restate's admin API does not answer: {error!r}")
-
-    async def query(self, sql: str) -> list[dict[str, Any]]:
-        response = await self.request(
-            "POST", "/query", json={"query": sql}, headers={"accept": "application/json"}
-        )
-        response.raise_for_status()
-        return response.json()["rows"]
 
 
 admin = RestateAdmin(settings.restate_admin_urls)

@@ -15,8 +15,8 @@ from restate import Context, ObjectContext, TerminalError, WorkflowContext
 
 from shop.orders import book
 from shop.orders.db import connection
+from shop.orders.handlers import operator_once
 from shop.orders.reconcile import compare
-from shop.orders.settings import settings
 from shop.shared import calls, names
 from shop.shared.models import (
     BookReconciliation,
@@ -116,13 +116,8 @@ async def run(ctx: WorkflowContext, window: ReconciliationWindow) -> Reconciliat
 # On demand, for operators (the ADMIN_TOKEN, checked here as at the gateway).
 
 
-async def is_operator(token: str) -> bool:
-    return settings.is_operator(token)
-
-
 async def operator(ctx: Context, token: str) -> None:
-    if not await ctx.run_typed("is-operator", is_operator, token=token):
-        raise TerminalError("reconciliations are for operators only", status_code=403)
+    await operator_once(ctx, token, "reconciliations are for operators only")
 
 
 @reconciliations.handler()
