@@ -6,6 +6,7 @@ from typing import Any
 import httpx
 
 from shop.dev.eventually import eventually as eventually  # the one way to wait, for e2e tests
+from shop.dev.stack import Stack
 
 FINAL = {"completed", "failed", "cancelled"}
 # Every order a test places (order id, customer email): the invariant check reads it.
@@ -52,3 +53,10 @@ def final_status(gateway: httpx.Client, order_id: str, timeout: float = 30) -> d
 def available(gateway: httpx.Client, sku: str) -> int:
     products = gateway.get("/api/products").json()
     return next(p["available"] for p in products if p["product_id"] == sku)
+
+
+def scraped(stack: Stack, service: str) -> dict[str, float]:
+    """A process's /metrics as Prometheus reads them: {'name{labels}': value}."""
+    text = httpx.get(f"http://127.0.0.1:{getattr(stack.ports, service)}/metrics", timeout=10).text
+    series = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    return {name: float(value) for name, value in series}

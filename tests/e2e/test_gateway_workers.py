@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
+from prometheus_client.parser import text_string_to_metric_families
 
 from shop.dev.stack import NO_CLIENT_LIMITS, Ports, Stack
 
@@ -67,6 +68,29 @@ def test_every_client_follows_its_order_to_the_end_on_two_workers(workers_stack:
     for events in asyncio.run(all_clients()):
         assert events[-1] == "complete", events
         assert events.count("progress") >= 1, events
+
+
+def test_a_scrape_counts_what_every_worker_served(workers_stack: Stack) -> None:
+    """Whichever worker a scrape reaches, its answer adds up both: the orders the 12 clients
+    placed (spread over the two workers) and every push each worker's subscription got."""
+
+    def counted() -> tuple[float, float]:
+        # A connection each, so the kernel hands the scrapes to either process.
+        text = httpx.get(f"{workers_stack.gateway_url}/metrics", timeout=10).text
+        values = {
+            family.name: sum(
+                s.value for s in family.samples if s.name.endswith(("_total", "_count"))
+            )
+            for family in text_string_to_metric_families(text)
+        }
+        return values["shop_orders_started"], values["shop_sse_push_lag_seconds"]
+
+    scrapes = {counted() for _ in range(10)}
+    [(started, pushes)] = scrapes  # the same answer from both workers
+    assert started == CLIENTS
+    # each worker got every order's pushes (one subscription each): 2 workers x 12 orders x
+    # at least 5 steps
+    assert pushes >= 2 * CLIENTS * 5
 
 
 def test_stopping_the_gateway_stops_every_worker(workers_stack: Stack) -> None:

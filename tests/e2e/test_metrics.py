@@ -11,14 +11,20 @@ import yaml
 
 from shop.dev.stack import SERVICES, Stack
 
-from .helpers import eventually, final_status, place
+from ..invariants import booked
+from .helpers import eventually, final_status, place, scraped
+from .test_payment_auth import AUTH_CARD, bank_answers, waiting_for_the_bank
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "observability" / "alerts.yml"
 STICKERS = [{"product_id": "sticker-pack", "quantity": 1}]
 # Series each process has once an order completed and one was declined (by name: a label
 # value such as result="error" appears only once something failed).
 SERIES = {
-    "gateway": ["shop_orders_started_total", "http_server_duration_milliseconds_count"],
+    "gateway": [
+        "shop_orders_started_total",
+        "http_server_duration_milliseconds_count",
+        "shop_sse_push_lag_seconds_bucket",
+    ],
     "fulfilment": [
         "shop_orders_finished_total",
         "shop_order_duration_seconds_bucket",
@@ -26,7 +32,13 @@ SERIES = {
     ],
     "payments": ["shop_stripe_calls_total", "shop_step_duration_seconds_bucket"],
     "email": ["shop_smtp_sends_total"],
-    "orders": ["shop_invocations"],
+    "orders": [
+        "shop_invocations",
+        "shop_orders_running",
+        "shop_orders_running_longest_seconds",
+        "shop_book_lag_seconds",
+        "shop_book_backlog",
+    ],
 }
 
 
@@ -84,6 +96,14 @@ def rule_expressions() -> dict[str, str]:
     return {rule["alert"]: rule["expr"] for group in groups for rule in group["rules"]}
 
 
+def series_read(promql: str) -> set[str]:
+    """The metric names an expression reads (label names, in matchers and in by/without
+    clauses, left out)."""
+    names_only = re.sub(r"\{[^}]*\}", "", promql)
+    names_only = re.sub(r"\b(?:by|without|on|ignoring)\s*\([^)]*\)", "", names_only)
+    return set(re.findall(r"\b(?:shop_\w+|restate_\w+|up)\b", names_only))
+
+
 def test_every_alert_rule_is_loaded_and_evaluates(stack: Stack, orders_done: None) -> None:
     """Prometheus loaded the rule file (its own parser), and each expression evaluates on
     the live series (a quiet shop: nothing pages)."""
@@ -100,6 +120,31 @@ def test_every_alert_rule_is_loaded_and_evaluates(stack: Stack, orders_done: Non
         query(stack, expr)
         assert found[name]["health"] in ("ok", "unknown"), found[name]
     # Each series a rule reads exists (a rule over a misspelt name would never fire).
-    names = {n for expr in expressions.values() for n in re.findall(r"\b(shop_\w+|up)\b", expr)}
+    names = {name for expr in expressions.values() for name in series_read(expr)}
     for series in sorted(names):
         eventually(lambda s=series: query(stack, s), timeout=30, what=f"series {series}")
+
+
+def test_an_order_at_the_bank_is_counted_apart_from_orders_working(
+    stack: Stack, gateway: httpx.Client, admin: dict[str, str]
+) -> None:
+    """The alert on orders running too long leaves out those waiting for the customer's bank:
+    the workflow tells the book when the wait starts and ends, and the orders service counts
+    the book's running orders by what they wait for."""
+    order_id = place(gateway, STICKERS, payment_method=AUTH_CARD)
+    action_url = waiting_for_the_bank(gateway, order_id)
+    eventually(
+        lambda: scraped(stack, "orders")['shop_orders_running{waiting="bank"}'] >= 1 or None,
+        what="the order counted as waiting for the bank",
+    )
+    bank_answers(stack, action_url, "complete")
+    assert final_status(gateway, order_id)["status"] == "completed"
+
+    record = eventually(lambda: booked(gateway, admin, order_id), what="the order in the book")
+    history = record["history"]
+    assert [(h["status"], h["step"]) for h in history] == [
+        ("running", "received"),
+        ("running", "authenticating"),  # the wait starts
+        ("running", "authorized"),  # and ends
+        ("completed", "completed"),
+    ]

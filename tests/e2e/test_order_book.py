@@ -12,7 +12,7 @@ from shop.dev.stack import Stack
 
 from ..invariants import book_agrees, booked
 from .conftest import Restate
-from .helpers import cancel, customer, eventually, final_status, place, status_of
+from .helpers import cancel, customer, eventually, final_status, place, scraped, status_of
 
 STICKERS = [{"product_id": "sticker-pack", "quantity": 3}]
 DECLINED = "pm_card_chargeDeclined"
@@ -175,8 +175,18 @@ def test_a_postgresql_crash_delays_the_book_never_an_order(
     ids += [place(gateway, STICKERS, email=email) for _ in range(3)]
     # Every order ends while the book cannot write: nothing waits for it.
     assert {final_status(gateway, o, timeout=90)["status"] for o in ids} == {"completed"}
+    # What BookLagging reads: the changes Restate holds for the book, and the oldest's age.
+    behind = eventually(
+        lambda: (m := scraped(stack, "orders"))["shop_book_backlog"] >= 3 and m,
+        what="the book's backlog counted",
+    )
+    assert behind["shop_book_lag_seconds"] > 0
     stack.ctl("start", "postgres")
     for order_id in ids:  # Restate retried the writes; each order once, final
         book_agrees(record_of(gateway, admin, order_id), "completed", total_cents=1200)
+    eventually(
+        lambda: scraped(stack, "orders")["shop_book_lag_seconds"] == 0,
+        what="the book caught up, as its lag says",
+    )
     listed = gateway.get("/api/admin/orders", params={"email": email}, headers=admin).json()
     assert sorted(o["order_id"] for o in listed["orders"]) == sorted(ids)

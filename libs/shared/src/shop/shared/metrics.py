@@ -46,10 +46,9 @@ INVOCATIONS_BY_STATE = (
 )
 
 
-def invocation_states(admin_urls: list[str], timeout: float = 2) -> BeforeScrape:
+def invocation_states(admin: RestateAdmin) -> BeforeScrape:
     """Reads the invocations by state from Restate's admin API (the first node that answers).
     Nothing (and a warning) when none does: the series then go stale, not wrong."""
-    admin = RestateAdmin(admin_urls, timeout)
 
     async def read() -> None:
         try:

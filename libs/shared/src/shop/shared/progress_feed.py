@@ -29,6 +29,20 @@ def valkey(settings: ShopSettings, **options: Any) -> redis.Redis:
     return redis.Redis.from_url(settings.valkey_url, password=password, **options)
 
 
+class PushedStatus(OrderStatus):
+    """A status as pushed: with when its workflow reached the step (Unix time), from which
+    the gateway measures how late live progress is. Not the order's: never shown to anyone.
+    (A reader that predates it ignores the field, as pydantic ignores unknown ones.)"""
+
+    stepped_at: float | None = None
+
+
+def pushed(status: OrderStatus, stepped_at: float) -> str:
+    """The JSON pushed for a status (no second validation: the status is valid already)."""
+    fields = {name: getattr(status, name) for name in OrderStatus.model_fields}
+    return PushedStatus.model_construct(**fields, stepped_at=stepped_at).model_dump_json()
+
+
 def history_key(order_id: str) -> str:
     return f"shop:order-progress:{order_id}"
 

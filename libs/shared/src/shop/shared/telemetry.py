@@ -75,6 +75,28 @@ sse_connections = meter.create_up_down_counter(
     "shop.sse.connections", description="Live progress streams held open"
 )
 sse_events = meter.create_counter("shop.sse.events", description="Live progress events sent")
+sse_push_lag = meter.create_histogram(
+    "shop.sse.push.lag",
+    unit="s",
+    description="From a workflow reaching a step to the gateway handing it to the order's"
+    " live streams (fulfilment's push queue, Valkey, the subscription)",
+    explicit_bucket_boundaries_advisory=[
+        0.001,
+        0.0025,
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1,
+        2.5,
+        5,
+        10,
+        30,
+    ],
+)
 orders_rejected = meter.create_counter(
     "shop.orders.rejected",
     description="Orders refused with 429, by reason (overloaded, client_limit)",

@@ -4,6 +4,7 @@ Valkey for live updates, which can never fail or stall the workflow."""
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 from functools import cache
 
@@ -32,6 +33,7 @@ from shop.shared.telemetry import (
 )
 
 log = restate.getLogger(__name__)  # silent while the workflow replays
+Booked = tuple[OrderState, bool]  # an order's status, and whether it waits for the bank
 STATUS_KEY = "status"
 counted_from_zero(progress_pushes, "result", ["ok", "failed"])
 
@@ -68,19 +70,20 @@ def count_finished(status: OrderStatus, placed_at: datetime | None) -> None:
         order_duration.record(max(took, 0.0), {"status": status.status})
 
 
-async def push(status: OrderStatus, placed_at: datetime | None = None) -> bool:
+async def push(status: OrderStatus, placed_at: datetime | None, at: float) -> bool:
     """Append to the order's short history, then publish to live subscribers. Runs once per
-    step (not again on replay), so it is also where finished orders are counted."""
+    step (not again on replay), so it is also where finished orders are counted. `at` is when
+    the workflow reached the step (Unix time): the gateway measures the push lag from it."""
     if status.is_final:
         count_finished(status, placed_at)
     with step("progress push", status.order_id, **{"shop.order.step": status.step}):
-        pushed = await publish(status)
+        pushed = await publish(status, at)
     progress_pushes.add(1, {"result": "ok" if pushed else "failed"})
     return pushed
 
 
-async def publish(status: OrderStatus) -> bool:
-    data, key = status.model_dump_json(), feed.history_key(status.order_id)
+async def publish(status: OrderStatus, at: float) -> bool:
+    data, key = feed.pushed(status, at), feed.history_key(status.order_id)
     try:
         async with asyncio.timeout(settings.progress_push_timeout_seconds):
             # One round trip, not a transaction: nothing needs the three at once (readers
@@ -107,7 +110,7 @@ class Progress:
         self.ctx, self.order_id, self.trace_id = ctx, order.order_id, order.trace_id
         self.book: BookOrder | None = book  # goes with the first entry only
         self.placed_at = book.placed_at  # an order's duration ends at its final push
-        self.booked: OrderState = "pending"  # the status the book was last sent
+        self.booked: Booked = ("pending", False)  # what the book was last sent
         self.seq, self.step = 0, "pending"
         self.pushed: asyncio.Task[bool] | None = None  # the latest push; the next one follows it
 
@@ -139,14 +142,17 @@ class Progress:
         level = logging.INFO if update.is_final else logging.DEBUG
         log.log(level, "order %s: %s (%d%%) %s", self.order_id, step, percent, message)
         self.ctx.set(STATUS_KEY, update)
-        # Into the order book when the order's status changes (it starts running, it ends), not
-        # at every step: each entry is an invocation for Restate and a write for PostgreSQL
-        # (at every step the book cost a third of the shop's throughput, bench/orders.py).
+        # Into the order book when the order's status changes (it starts running, it ends) or
+        # it starts or stops waiting for the customer's bank (which the alert on orders running
+        # too long leaves out), not at every step: each entry is an invocation for Restate and
+        # a write for PostgreSQL (at every step the book cost a third of the shop's
+        # throughput, bench/orders.py).
         # One-way: journaled (so sent exactly once), never waited for, so the book costs the
         # order no round trip, and a book that cannot write (PostgreSQL down) delays nothing.
-        if status != self.booked:
+        booked = (status, step == feed.AUTHENTICATING)
+        if booked != self.booked:
             calls.record(self.ctx, book_entry(update, self.book))
-            self.book, self.booked = None, status
+            self.book, self.booked = None, booked
         # The push is not a journaled step, which would cost a round trip to Restate per step:
         # it runs when the workflow first reaches this line and is skipped while it replays
         # (the flag the SDK's own logger uses). The state above is what counts; a push made
@@ -156,7 +162,8 @@ class Progress:
         # order's latency): each push runs in the background after the one before, so the
         # history gets its seqs in order, and the run ends only once its last push is out.
         if not restate_context_is_replaying.get():
-            self.pushed = asyncio.create_task(push_after(self.pushed, update, self.placed_at))
+            pushing = push_after(self.pushed, update, self.placed_at, time.time())
+            self.pushed = asyncio.create_task(pushing)
             if update.is_final:
                 await self.pushed
 
@@ -177,8 +184,8 @@ def book_entry(status: OrderStatus, order: BookOrder | None) -> BookEntry:
 
 
 async def push_after(
-    before: "asyncio.Task[bool] | None", status: OrderStatus, placed_at: datetime
+    before: "asyncio.Task[bool] | None", status: OrderStatus, placed_at: datetime, at: float
 ) -> bool:
     if before is not None:
         await before  # never raises: a push only reports whether it got through
-    return await push(status, placed_at)
+    return await push(status, placed_at, at)

@@ -1,9 +1,12 @@
+import os
 import sys
+import tempfile
 
 import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from shop.gateway import worker_metrics
 from shop.gateway.app import create_app
 from shop.gateway.settings import GatewaySettings, startup_error
 from shop.shared.logs import setup_logging
@@ -39,12 +42,15 @@ def main() -> None:
     if settings.gateway_workers == 1:
         uvicorn.run(create_app(settings), **serving)
     else:
-        uvicorn.run(
-            "shop.gateway.__main__:worker_app",
-            factory=True,
-            workers=settings.gateway_workers,
-            **serving,
-        )
+        # Where the workers find each other's metrics (they inherit the environment).
+        with tempfile.TemporaryDirectory(prefix="shop-gateway-metrics-") as shared:
+            os.environ[worker_metrics.FOLDER_ENV] = shared
+            uvicorn.run(
+                "shop.gateway.__main__:worker_app",
+                factory=True,
+                workers=settings.gateway_workers,
+                **serving,
+            )
 
 
 if __name__ == "__main__":

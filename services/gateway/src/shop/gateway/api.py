@@ -68,8 +68,9 @@ ReconciliationId = Annotated[str, Path(pattern=RECONCILIATION_ID_PATTERN)]
 
 
 # What no status body shows (they are public to anyone with the order's id): the progress
-# seq is the SSE event id, and the payment's id is for operators only.
-NOT_PUBLIC: dict[str, Any] = {"seq": True, "result": {"payment_intent_id"}}
+# seq is the SSE event id, the payment's id is for operators only, and a pushed status's
+# stepped_at is for the push lag metric.
+NOT_PUBLIC: dict[str, Any] = {"seq": True, "stepped_at": True, "result": {"payment_intent_id"}}
 
 
 def status_body(status: OrderStatus) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The gateway application: lifespan-owned clients, routers, error handlers, static assets."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shop.gateway import api, errors, pages, webhooks
+from shop.gateway import api, errors, pages, webhooks, worker_metrics
 from shop.gateway.admission import InFlight
 from shop.gateway.body_limit import BodyLimit
 from shop.gateway.client_limits import ClientLimits
@@ -58,7 +59,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             app.state.hub = hub
             planning = asyncio.create_task(keep_daily_reconciliation(app.state.ingress))
             try:
-                yield
+                async with contextlib.AsyncExitStack() as serving:
+                    if shared := worker_metrics.folder():  # one worker of several
+                        await serving.enter_async_context(worker_metrics.serving_own_series(shared))
+                    yield
             finally:
                 planning.cancel()
                 hub_task.cancel()
@@ -89,8 +93,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
-        """For Prometheus (on the API's port; nothing in it names a customer or an order)."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        """For Prometheus (on the API's port; nothing in it names a customer or an order).
+        With several workers, the series of all of them, added up."""
+        shared = worker_metrics.folder()
+        series = await worker_metrics.all_workers(shared) if shared else generate_latest()
+        return Response(series, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

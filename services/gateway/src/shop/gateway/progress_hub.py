@@ -4,6 +4,7 @@ client in it, plus reads of an order's short history for clients that reconnect.
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 
@@ -12,17 +13,18 @@ from redis.exceptions import RedisError
 from shop.shared import progress_feed as feed
 from shop.shared.models import OrderStatus
 from shop.shared.settings import ShopSettings
+from shop.shared.telemetry import sse_push_lag
 
 log = logging.getLogger(__name__)
 Queue = asyncio.Queue[OrderStatus | None]
 
 
-def pushed_status(raw: bytes | str, payment_page_url: str = "") -> OrderStatus:
+def pushed_status(raw: bytes | str, payment_page_url: str = "") -> feed.PushedStatus:
     """A status pushed through Valkey, which is a hint, not the order's record: its link to
     the customer's bank is kept only if it goes where payments' links go (https:, or the
     Stripe emulator's page in dev), so that whoever can publish to Valkey cannot put a
     `javascript:` or look-alike link on the order page. Raises ValueError if malformed."""
-    status = OrderStatus.model_validate_json(raw)
+    status = feed.PushedStatus.model_validate_json(raw)
     url = status.action_url
     if url and not (url.startswith("https://") or trusted_page(url, payment_page_url)):
         log.warning("dropping a pushed bank link that is not https: for %s", status.order_id)
@@ -89,6 +91,8 @@ class ProgressHub:
         except ValueError:
             log.warning("ignoring malformed progress message: %r", raw[:200])
             return
+        if status.stepped_at is not None:  # pushed by a fulfilment that says when
+            sse_push_lag.record(max(time.time() - status.stepped_at, 0.0))
         self.on_status(status)
         for queue in self.listeners.get(status.order_id, ()):
             queue.put_nowait(status)

@@ -39,6 +39,7 @@ from shop.shared.models import (
     encode_cursor,
     money,
 )
+from shop.shared.progress_feed import AUTHENTICATING
 
 SUMMARY = (
     "o.order_id, o.status, o.customer_email, o.total_cents, o.currency, o.created_at, o.updated_at"
@@ -110,6 +111,18 @@ async def record(conn: AsyncConnection[Any], entry: BookEntry) -> bool:
             change,
         )
         return known.rowcount > 0 or await exists(conn, entry.order_id)
+
+
+async def running_orders(conn: AsyncConnection[Any]) -> dict[str, tuple[int, float]]:
+    """Orders running, by what they wait for ("bank": 3-D Secure, "none"): how many, and the
+    longest time one has gone since its last status change (seconds)."""
+    cur = await conn.execute(
+        "SELECT CASE WHEN step = %s THEN 'bank' ELSE 'none' END, count(*),"
+        " extract(epoch FROM clock_timestamp() - min(updated_at))::float8"
+        " FROM orders WHERE status = 'running' GROUP BY 1",
+        (AUTHENTICATING,),
+    )
+    return {waiting: (count, longest) for waiting, count, longest in await cur.fetchall()}
 
 
 async def exists(conn: AsyncConnection[Any], order_id: str) -> bool:
