@@ -48,7 +48,7 @@ INVOCATIONS_BY_STATE = (
 
 def invocation_states(admin: RestateAdmin) -> BeforeScrape:
     """Reads the invocations by state from Restate's admin API (the first node that answers).
-    Nothing (and a warning) when none does: the series then go stale, not wrong."""
+    When none does: a warning, and the series keep the values last read."""
 
     async def read() -> None:
         try:

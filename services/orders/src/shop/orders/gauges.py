@@ -51,7 +51,7 @@ async def read_running() -> None:
     try:
         async with asyncio.timeout(2), db.connection() as conn:
             rows = await book.running_orders(conn)
-    except Exception as e:  # the series go stale, not wrong; the scrape still answers
+    except Exception as e:  # the series keep the values last read; the scrape still answers
         log.warning("running orders not read: %s", e)
         return
     for waiting in WAITING:
