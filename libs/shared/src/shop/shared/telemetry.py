@@ -101,14 +101,16 @@ orders_rejected = meter.create_counter(
     "shop.orders.rejected",
     description="Orders refused with 429, by reason (overloaded, client_limit)",
 )
-_zeros: list[tuple[metrics.Counter, str, list[str]]] = []
+Counted = metrics.Counter | metrics.UpDownCounter
+_zeros: list[tuple[Counted, str, list[str]]] = []
 
 
-def counted_from_zero(counter: metrics.Counter, label: str, values: list[str]) -> None:
-    """Series of this process that exist before their first event, at 0: an alert's rate()
-    over a series that appears only with the first failure would miss that failure. (Counted
-    once the meter is set up: an instrument's adds before that go nowhere.)"""
-    _zeros.append((counter, label, values))
+def counted_from_zero(counter: Counted, label: str = "", values: list[str] | None = None) -> None:
+    """Series of this process that exist before their first event, at 0 (one per value of
+    `label`, or the one series of an unlabelled counter): an alert's rate() over a series that
+    appears only with the first failure would miss that failure, and a dashboard's panel would
+    be empty. (Counted once the meter is set up: an instrument's adds before that go nowhere.)"""
+    _zeros.append((counter, label, values or [""]))
     if _exit_flush:  # set up already
         _start_from_zero()
 
@@ -117,7 +119,7 @@ def _start_from_zero() -> None:
     while _zeros:
         counter, label, values = _zeros.pop()
         for value in values:
-            counter.add(0, {label: value})
+            counter.add(0, {label: value} if label else None)
 
 
 discrepancies_found = meter.create_counter(

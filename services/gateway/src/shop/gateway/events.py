@@ -21,8 +21,10 @@ from starlette.types import Receive, Scope, Send
 from shop.gateway.progress_hub import ProgressHub, Queue
 from shop.gateway.restate_ingress import RestateIngress, RestateUnavailable
 from shop.shared.models import OrderStatus
-from shop.shared.telemetry import sse_connections, sse_events
+from shop.shared.telemetry import counted_from_zero, sse_connections, sse_events
 
+counted_from_zero(sse_connections)  # none held yet is a value, not a gap
+counted_from_zero(sse_events)
 POLL_SECONDS_WHILE_VALKEY_DOWN = 3.0
 POLL_SECONDS_WHEN_SILENT = 60.0
 # Re-reads of the durable status after a pushed final one, until it says final too (~3 s).
