@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from shop.dev.stack import SERVICES, Stack
 
@@ -68,6 +69,25 @@ def test_every_process_serves_its_metrics(stack: Stack, orders_done: None) -> No
     for service in (*SERVICES, "gateway"):
         port = getattr(stack.ports, service)
         assert "ord_" not in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+
+
+def test_every_restate_handler_is_counted_by_outcome_and_timed(
+    stack: Stack, orders_done: None
+) -> None:
+    """Requests, errors and latency per Restate handler: the completed order's authorization
+    was ok, the declined one's a terminal error, each attempt timed."""
+    text = httpx.get(f"http://127.0.0.1:{stack.ports.payments}/metrics", timeout=10).text
+    attempts, timed = {}, {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "shop_handler_attempts_total":
+                attempts[(s.labels["handler"], s.labels["outcome"])] = s.value
+            if s.name == "shop_handler_duration_seconds_count":
+                timed[s.labels["handler"]] = s.value
+    assert attempts[("Payments/authorize", "ok")] >= 1
+    assert attempts[("Payments/authorize", "terminal")] >= 1
+    assert ("Payments/capture", "error") in attempts  # there (at 0) before any error
+    assert timed["Payments/authorize"] >= 2
 
 
 def test_prometheus_scrapes_every_process_and_restate(stack: Stack, orders_done: None) -> None:

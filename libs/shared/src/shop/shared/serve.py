@@ -16,6 +16,7 @@ from restate._internal import IdentityKeyException  # type: ignore[import-not-fo
 from restate.server import install_shutdown_hook
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from shop.shared import handler_metrics
 from shop.shared.drain import Draining, exit_at
 from shop.shared.logs import setup_logging
 from shop.shared.metrics import BeforeScrape, with_metrics
@@ -65,6 +66,8 @@ def restate_app(
     """The SDK's ASGI app, verifying Restate's signature on every request but /health (and
     Prometheus's /metrics beside it)."""
     keys = identity_keys(settings)
+    services = list(services)
+    handler_metrics.timed(services)
     try:
         app = restate.app(services=services, identity_keys=keys)  # type: ignore[arg-type]
     except IdentityKeyException as e:

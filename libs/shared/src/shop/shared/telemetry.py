@@ -50,6 +50,17 @@ step_duration = meter.create_histogram(
     description="How long each side-effecting step took",
     explicit_bucket_boundaries_advisory=SECONDS,
 )
+handler_attempts = meter.create_counter(
+    "shop.handler.attempts",
+    description="Restate handler attempts by handler (Service/handler) and outcome: ok, terminal"
+    " (a terminal error, answered), error (retried by Restate), suspended (to be resumed)",
+)
+handler_duration = meter.create_histogram(
+    "shop.handler.duration",
+    unit="s",
+    description="How long each Restate handler attempt ran, by handler",
+    explicit_bucket_boundaries_advisory=SECONDS,
+)
 orders_started = meter.create_counter("shop.orders.started", description="Orders accepted")
 orders_finished = meter.create_counter(
     "shop.orders.finished",
@@ -102,24 +113,30 @@ orders_rejected = meter.create_counter(
     description="Orders refused with 429, by reason (overloaded, client_limit)",
 )
 Counted = metrics.Counter | metrics.UpDownCounter
-_zeros: list[tuple[Counted, str, list[str]]] = []
+_zeros: list[tuple[Counted, str, list[str], dict[str, str]]] = []
 
 
-def counted_from_zero(counter: Counted, label: str = "", values: list[str] | None = None) -> None:
+def counted_from_zero(
+    counter: Counted,
+    label: str = "",
+    values: list[str] | None = None,
+    also: dict[str, str] | None = None,
+) -> None:
     """Series of this process that exist before their first event, at 0 (one per value of
-    `label`, or the one series of an unlabelled counter): an alert's rate() over a series that
-    appears only with the first failure would miss that failure, and a dashboard's panel would
-    be empty. (Counted once the meter is set up: an instrument's adds before that go nowhere.)"""
-    _zeros.append((counter, label, values or [""]))
+    `label`, each with the labels `also`; or the one series of an unlabelled counter): an
+    alert's rate() over a series that appears only with the first failure would miss that
+    failure, and a dashboard's panel would be empty. (Counted once the meter is set up: an
+    instrument's adds before that go nowhere.)"""
+    _zeros.append((counter, label, values or [""], also or {}))
     if _exit_flush:  # set up already
         _start_from_zero()
 
 
 def _start_from_zero() -> None:
     while _zeros:
-        counter, label, values = _zeros.pop()
+        counter, label, values, also = _zeros.pop()
         for value in values:
-            counter.add(0, {label: value} if label else None)
+            counter.add(0, {**also, label: value} if label else also or None)
 
 
 discrepancies_found = meter.create_counter(
