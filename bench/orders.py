@@ -7,6 +7,10 @@ service beside it on the same Restate server, then prints:
   the service's CPU per call) and p50 at one (wrk); the same for a handler that calls it once
   through Restate: the cost of one step between services, of which an order makes five
   (authorize, reserve, capture, commit, email), four of them one after another;
+- skeleton: the order's call graph with every side effect replaced by nothing (bench/skeleton.py:
+  the shop's workflow under other names, beside it on the same Restate server), started at
+  the ingress: unloaded p50, and closed-loop orders/s with the same clients, with the CPU per
+  order of Restate and of the skeleton's processes;
 - unloaded: one order at a time, POST to outcome: p50, and its ratio to the no-op p50;
 - closed loop: N clients, each placing an order and waiting for its outcome: orders/s (and the
   ratio to the no-op calls/s), p50/p99; the CPU seconds per order of every process (the Stripe
@@ -14,7 +18,10 @@ service beside it on the same Restate server, then prints:
   the order book's lag: from each outcome to its final row in PostgreSQL, p50/p99;
 - half load: orders offered at half the closed-loop rate: p50/p99 (p99 as a multiple of p50);
 - open loop: wrk offers 3x the closed-loop rate for S seconds: accepted, shed (429), and the
-  rate at which the accepted backlog completes (and its ratio to the closed-loop rate).
+  rate at which the accepted backlog completes (and its ratio to the closed-loop rate);
+- last, one line of the ratios issue 25 sets targets for (shop/skeleton throughput >= 0.8,
+  p50 <= 1.25; skeleton/no-op throughput >= 0.08; backlog >= 0.9):
+  `RATIO shop/skeleton throughput=... p50=... skeleton/noop throughput=... backlog=...`
 
 The load comes from wrk (C) and an aiohttp client whose own CPU is printed too, so the load
 generator is not mistaken for the bottleneck. It asserts nothing.
@@ -31,12 +38,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 import httpx
+import skeleton
 from procs import cpu_seconds
 
 from shop.dev.stack import NO_CLIENT_LIMITS, ONE_SHOTS, Ports, Stack
@@ -56,11 +65,20 @@ def pct(values: list[float], p: float) -> float:
 
 
 class Cpu:
-    """CPU seconds of each of the stack's processes (and this one), between two readings."""
+    """CPU seconds of each of these processes (and this one), between two readings."""
 
-    def __init__(self, stack: Stack, names: list[str]) -> None:
-        self.pids = {name: int(stack.ctl("pid", name).strip()) for name in names}
-        self.pids["load generator"] = os.getpid()
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = {**pids, "load generator": os.getpid()}
+
+    @classmethod
+    def of(cls, stack: Stack, names: list[str]) -> "Cpu":
+        return cls({name: int(stack.ctl("pid", name).strip()) for name in names})
+
+    def per_order(self, before: dict[str, float], orders: int) -> dict[str, float]:
+        """ms of CPU per order of each process since `before`, the largest first."""
+        after = self.read()
+        used = {name: (after[name] - before[name]) * 1000 / orders for name in after}
+        return dict(sorted(used.items(), key=lambda item: -item[1]))
 
     def read(self) -> dict[str, float]:
         # The load generator alone: the stack it started is its descendants.
@@ -119,6 +137,35 @@ def wrk_counts(output: str) -> tuple[int, int]:
     return total, failed
 
 
+# ---- skeleton orders through the ingress ----------------------------------------------------
+
+
+class Skeleton:
+    """The same interface as Shop: the skeleton's workflow started at the ingress (the gateway
+    starts the shop's with the same call), its outcome awaited as the shop's is."""
+
+    def __init__(self, stack: Stack, session: aiohttp.ClientSession) -> None:
+        self.stack, self.session = stack, session
+        self.shed, self.done = 0, {}
+        self.workflow = f"{skeleton.PREFIX}OrderFulfilment"
+
+    async def order(self) -> float | None:
+        order_id = f"ord_{uuid.uuid4().hex[:24]}"
+        started = time.perf_counter()
+        async with self.session.post(
+            f"{self.stack.ingress_url}/{self.workflow}/{order_id}/run/send",
+            data=skeleton.order_body(order_id),
+            headers=JSON,
+        ) as response:
+            response.raise_for_status()
+        outcome = f"{self.stack.ingress_url}/restate/workflow/{self.workflow}/{order_id}/attach"
+        async with self.session.get(outcome) as response:
+            response.raise_for_status()
+            if (await response.json())["status"] != "completed":
+                raise RuntimeError(f"skeleton order {order_id} did not complete")
+        return time.perf_counter() - started
+
+
 # ---- orders through the gateway -------------------------------------------------------------
 
 
@@ -172,7 +219,7 @@ def book_lag(stack: Stack, done: dict[str, float]) -> list[float]:
         return list(pool.map(lambda order_id: lag(client, order_id), done))
 
 
-async def closed_loop(shop: Shop, clients: int, seconds: float) -> list[float]:
+async def closed_loop(shop: "Shop | Skeleton", clients: int, seconds: float) -> list[float]:
     latencies: list[float] = []
     deadline = time.monotonic() + seconds
 
@@ -188,7 +235,7 @@ async def closed_loop(shop: Shop, clients: int, seconds: float) -> list[float]:
     return latencies
 
 
-async def fixed_rate(shop: Shop, rate: float, seconds: float) -> list[float]:
+async def fixed_rate(shop: "Shop | Skeleton", rate: float, seconds: float) -> list[float]:
     """Orders started at `rate` per second whatever happens to them (an open loop)."""
     latencies: list[float] = []
     tasks: list[asyncio.Task[None]] = []
@@ -279,7 +326,9 @@ def floor_of(
     return wrk_rate(output), engine * 1000 / calls, service * 1000 / calls, p50
 
 
-def measure(stack: Stack, noop_pid: int, args: argparse.Namespace) -> None:
+def measure(
+    stack: Stack, noop_pid: int, skeleton_pids: dict[str, int], args: argparse.Namespace
+) -> None:
     admin = {"Authorization": f"Bearer {stack.shared_env()['ADMIN_TOKEN']}"}
     httpx.put(
         f"{stack.gateway_url}/api/admin/products/sticker-pack/stock",
@@ -297,22 +346,58 @@ def measure(stack: Stack, noop_pid: int, args: argparse.Namespace) -> None:
         f" Restate {engine:.2f} ms, service {service:.2f} ms); p50 {relay_p50:.2f} ms at 1:"
         f" each call between services adds {relay_p50 - floor_p50:.2f} ms to a path"
     )
-    cpu = Cpu(stack, [p for p in stack.programs() if p not in ONE_SHOTS])
-    rate = asyncio.run(through_the_gateway(stack, args, floor, floor_p50, cpu))
+    restate = int(stack.ctl("pid", "restate").strip())
+    skeleton_cpu = Cpu({"restate": restate, **skeleton_pids})
+    bare, bare_p50 = asyncio.run(the_skeleton(stack, args, floor, floor_p50, skeleton_cpu))
+    cpu = Cpu.of(stack, [p for p in stack.programs() if p not in ONE_SHOTS])
+    rate, p50 = asyncio.run(through_the_gateway(stack, args, floor, floor_p50, cpu))
     result = backlog(stack, 3 * rate, args.overload_seconds)
+    drained = result["completion/s"] / rate
     print(
         f"open loop at 3x ({result['offered/s']:.0f} orders/s offered for"
         f" {args.overload_seconds:g}s): {result['accepted']:.0f} accepted,"
         f" {result['shed']:.0f} shed; the backlog completed at {result['completion/s']:.1f}"
-        f" orders/s = {result['completion/s'] / rate:.2f}x the closed-loop rate"
-        f" ({result['completed']:.0f} completed)"
+        f" orders/s = {drained:.2f}x the closed-loop rate ({result['completed']:.0f} completed)"
     )
+    print(
+        f"RATIO shop/skeleton throughput={rate / bare:.2f} p50={p50 / bare_p50:.2f}"
+        f" skeleton/noop throughput={bare / floor:.3f} backlog={drained:.2f}"
+    )
+
+
+async def the_skeleton(
+    stack: Stack, args: argparse.Namespace, floor: float, floor_p50: float, cpu: Cpu
+) -> tuple[float, float]:
+    """The skeleton's unloaded p50 and closed-loop orders/s (the shop's clients and time)."""
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=300)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        bare = Skeleton(stack, session)
+        await closed_loop(bare, 4, 2)  # warm up, as for the shop
+        unloaded = [t for t in [await bare.order() for _ in range(args.unloaded)] if t]
+        p50 = statistics.median(unloaded) * 1000
+        print(
+            f"skeleton order (the call graph, no side effects; ingress to outcome): unloaded"
+            f" p50 {p50:.1f} ms = {p50 / floor_p50:.1f}x the no-op p50"
+        )
+        before = cpu.read()
+        started = time.monotonic()
+        latencies = await closed_loop(bare, args.clients, args.seconds)
+        rate = len(latencies) / (time.monotonic() - started)
+        used = ", ".join(f"{n} {ms:.1f}" for n, ms in cpu.per_order(before, len(latencies)).items())
+        print(
+            f"  closed loop, {args.clients} clients: {rate:.1f} orders/s"
+            f" = {rate / floor:.3f}x the no-op calls/s; p50 {pct(latencies, 50) * 1000:.0f} ms,"
+            f" p99 {pct(latencies, 99) * 1000:.0f} ms; CPU per order (ms): {used}"
+        )
+    return rate, p50
 
 
 async def through_the_gateway(
     stack: Stack, args: argparse.Namespace, floor: float, floor_p50: float, cpu: Cpu
-) -> float:
-    """Unloaded, closed-loop and half-load figures; returns the closed-loop orders/s."""
+) -> tuple[float, float]:
+    """Unloaded, closed-loop and half-load figures; returns the closed-loop orders/s and the
+    unloaded p50 (ms)."""
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=300)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -330,7 +415,7 @@ async def through_the_gateway(
         shop.done.clear()
         latencies = await closed_loop(shop, args.clients, args.seconds)
         rate = len(latencies) / (time.monotonic() - started)
-        after = cpu.read()
+        used = cpu.per_order(before, len(latencies))
         print(
             f"closed loop, {args.clients} clients: {rate:.1f} orders/s"
             f" = {rate / floor:.3f}x the no-op calls/s;"
@@ -342,9 +427,8 @@ async def through_the_gateway(
             f"  the order book's lag (outcome at the client -> final row in the book) over"
             f" those {len(lags)} orders: p50 {pct(lags, 50):.1f} ms, p99 {pct(lags, 99):.1f} ms"
         )
-        used = {name: (after[name] - before[name]) * 1000 / len(latencies) for name in after}
         providers = {name: used.pop(name) for name in PROVIDERS}
-        ours = ", ".join(f"{n} {ms:.1f}" for n, ms in sorted(used.items(), key=lambda i: -i[1]))
+        ours = ", ".join(f"{n} {ms:.1f}" for n, ms in used.items())
         beside = ", ".join(f"{n} {ms:.1f}" for n, ms in providers.items())
         print(f"  CPU per order (ms): {ours}; beside it, the emulated providers: {beside}")
 
@@ -354,7 +438,7 @@ async def through_the_gateway(
             f"half load ({rate / 2:.1f} orders/s offered): p50 {h50:.0f} ms, p99 {h99:.0f} ms"
             f" = {h99 / h50:.1f}x p50"
         )
-    return rate
+    return rate, p50
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -374,11 +458,12 @@ def main(argv: list[str] | None = None) -> None:
         )
         with stack.running(timeout=120):
             noop = start_noop(stack, Ports.free().fulfilment)
+            bare = skeleton.start(stack)
             try:
-                measure(stack, noop.pid, args)
+                pids = {f"skeleton {r}": p.pid for r, p in zip(skeleton.ROLES, bare, strict=True)}
+                measure(stack, noop.pid, pids, args)
             finally:
-                noop.terminate()
-                noop.wait()
+                skeleton.stop([noop, *bare])
 
 
 if __name__ == "__main__":
