@@ -137,6 +137,14 @@ def wrk_counts(output: str) -> tuple[int, int]:
     return total, failed
 
 
+def client_session() -> aiohttp.ClientSession:
+    """The load generator's HTTP client: no connection limit, and an idle connection dropped
+    before the servers drop it (uvicorn after 5 s; aiohttp's default, 15 s, let it send on a
+    connection the gateway was closing: "Connection reset by peer")."""
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=2)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=300))
+
+
 # ---- skeleton orders through the ingress ----------------------------------------------------
 
 
@@ -326,15 +334,20 @@ def floor_of(
     return wrk_rate(output), engine * 1000 / calls, service * 1000 / calls, p50
 
 
-def measure(
-    stack: Stack, noop_pid: int, skeleton_pids: dict[str, int], args: argparse.Namespace
-) -> None:
+def restock(stack: Stack) -> None:
+    """Stock enough of what the bench orders never to run out."""
     admin = {"Authorization": f"Bearer {stack.shared_env()['ADMIN_TOKEN']}"}
     httpx.put(
         f"{stack.gateway_url}/api/admin/products/sticker-pack/stock",
         json={"quantity": 10_000_000},
         headers=admin,
     ).raise_for_status()
+
+
+def measure(
+    stack: Stack, noop_pid: int, skeleton_pids: dict[str, int], args: argparse.Namespace
+) -> None:
+    restock(stack)
     floor, engine, service, floor_p50 = floor_of(stack, noop_pid, "Noop/call", args.floor_seconds)
     print(
         f"no-op handler: {floor:.0f} calls/s at 32 connections (CPU per call: Restate"
@@ -369,9 +382,7 @@ async def the_skeleton(
     stack: Stack, args: argparse.Namespace, floor: float, floor_p50: float, cpu: Cpu
 ) -> tuple[float, float]:
     """The skeleton's unloaded p50 and closed-loop orders/s (the shop's clients and time)."""
-    connector = aiohttp.TCPConnector(limit=0)
-    timeout = aiohttp.ClientTimeout(total=300)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with client_session() as session:
         bare = Skeleton(stack, session)
         await closed_loop(bare, 4, 2)  # warm up, as for the shop
         unloaded = [t for t in [await bare.order() for _ in range(args.unloaded)] if t]
@@ -398,9 +409,7 @@ async def through_the_gateway(
 ) -> tuple[float, float]:
     """Unloaded, closed-loop and half-load figures; returns the closed-loop orders/s and the
     unloaded p50 (ms)."""
-    connector = aiohttp.TCPConnector(limit=0)
-    timeout = aiohttp.ClientTimeout(total=300)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with client_session() as session:
         shop = Shop(stack, session)
         await closed_loop(shop, 4, 2)  # warm up: connections, imports, first registrations
         unloaded = [t for t in [await shop.order() for _ in range(args.unloaded)] if t]

@@ -1,12 +1,14 @@
-"""`./task bench -- <benchmark> [options]`: `orders` (orders/s against the engine's floor) or
-`sse` (live-progress fan-out, the default). Each prints figures and asserts nothing."""
+"""`./task bench -- <benchmark> [options]`: `orders` (orders/s against the engine's floor and
+the skeleton order), `profile` (where each process's CPU goes under load) or `sse` (live-progress
+fan-out, the default). Each prints figures and asserts nothing."""
 
 import sys
 
+import cpu_profile
 import orders
 import sse_fanout
 
-BENCHMARKS = {"orders": orders.main, "sse": sse_fanout.main}
+BENCHMARKS = {"orders": orders.main, "profile": cpu_profile.main, "sse": sse_fanout.main}
 
 if __name__ == "__main__":
     args = sys.argv[1:]

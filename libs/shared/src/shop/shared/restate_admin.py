@@ -11,14 +11,18 @@ class AdminUnavailable(Exception):
 
 
 class RestateAdmin:
-    """Each request goes to the first node that answers."""
+    """Each request goes to the first node that answers. One client per node, kept: making
+    one per request (an SSL context each, even for http:) cost the orders service a
+    millisecond of CPU per order at each Prometheus scrape (bench/cpu_profile.py)."""
 
     def __init__(self, urls: list[str], timeout: float = 5) -> None:
         self.urls, self.timeout = urls, timeout
+        self.clients: dict[str, httpx.AsyncClient] = {}
 
     async def _send(self, url: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        async with httpx.AsyncClient(base_url=url, timeout=self.timeout) as client:
-            return await client.request(method, path, **kwargs)
+        if url not in self.clients:
+            self.clients[url] = httpx.AsyncClient(base_url=url, timeout=self.timeout)
+        return await self.clients[url].request(method, path, **kwargs)
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The first answer, whatever its status (an action's refusal is its answer)."""
