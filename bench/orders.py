@@ -7,15 +7,16 @@ service beside it on the same Restate server, then prints:
   the service's CPU per call) and p50 at one (wrk); the same for a handler that calls it once
   through Restate: the cost of one step between services, of which an order makes five
   (authorize, reserve, capture, commit, email), four of them one after another;
-- skeleton: the order's call graph with every side effect replaced by nothing (bench/skeleton.py:
-  the shop's workflow under other names, beside it on the same Restate server), started at
-  the ingress: unloaded p50, and closed-loop orders/s with the same clients, with the CPU per
-  order of Restate and of the skeleton's processes;
-- unloaded: one order at a time, POST to outcome: p50, and its ratio to the no-op p50;
-- closed loop: N clients, each placing an order and waiting for its outcome: orders/s (and the
-  ratio to the no-op calls/s), p50/p99; the CPU seconds per order of every process (the Stripe
-  emulator and the SMTP server apart: they stand in for providers, but share the cores); and
-  the order book's lag: from each outcome to its final row in PostgreSQL, p50/p99;
+- the shop's order beside the skeleton order: the order's call graph with every side effect
+  replaced by nothing (bench/skeleton.py: the shop's workflow under other names, on the same
+  Restate server), started at the ingress as the gateway starts a shop order. Side by side,
+  so that this machine's drifting speed moves both alike:
+  - unloaded: one order at a time, in turn, to its outcome: p50 (the shop's from its POST);
+  - closed loop: N clients, each placing an order and waiting for its outcome, in rounds
+    that alternate skeleton and shop: orders/s (and the ratios to the no-op calls/s and the
+    skeleton's), p50/p99; the CPU per order of every process (for the shop, the Stripe
+    emulator and the SMTP server apart: they stand in for providers, but share the cores);
+    and the order book's lag: from each outcome to its final row in PostgreSQL, p50/p99;
 - half load: orders offered at half the closed-loop rate: p50/p99 (p99 as a multiple of p50);
 - open loop: wrk offers 3x the closed-loop rate for S seconds: accepted, shed (429), and the
   rate at which the accepted backlog completes (and its ratio to the closed-loop rate);
@@ -39,6 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -227,7 +229,11 @@ def book_lag(stack: Stack, done: dict[str, float]) -> list[float]:
         return list(pool.map(lambda order_id: lag(client, order_id), done))
 
 
-async def closed_loop(shop: "Shop | Skeleton", clients: int, seconds: float) -> list[float]:
+async def closed_loop(
+    shop: "Shop | Skeleton", clients: int, seconds: float, in_time: list[float] | None = None
+) -> list[float]:
+    """Each client places orders one after another until the deadline; the latencies of all
+    (the last ones end after it). `in_time` gets the latencies of those done by the deadline."""
     latencies: list[float] = []
     deadline = time.monotonic() + seconds
 
@@ -236,6 +242,8 @@ async def closed_loop(shop: "Shop | Skeleton", clients: int, seconds: float) -> 
             taken = await shop.order()
             if taken is not None:
                 latencies.append(taken)
+                if in_time is not None and time.monotonic() <= deadline:
+                    in_time.append(taken)
             else:
                 await asyncio.sleep(0.05)
 
@@ -361,9 +369,10 @@ def measure(
     )
     restate = int(stack.ctl("pid", "restate").strip())
     skeleton_cpu = Cpu({"restate": restate, **skeleton_pids})
-    bare, bare_p50 = asyncio.run(the_skeleton(stack, args, floor, floor_p50, skeleton_cpu))
     cpu = Cpu.of(stack, [p for p in stack.programs() if p not in ONE_SHOTS])
-    rate, p50 = asyncio.run(through_the_gateway(stack, args, floor, floor_p50, cpu))
+    bare, bare_p50, rate, p50 = asyncio.run(
+        the_orders(stack, args, floor, floor_p50, (skeleton_cpu, cpu))
+    )
     result = backlog(stack, 3 * rate, args.overload_seconds)
     drained = result["completion/s"] / rate
     print(
@@ -378,68 +387,87 @@ def measure(
     )
 
 
-async def the_skeleton(
-    stack: Stack, args: argparse.Namespace, floor: float, floor_p50: float, cpu: Cpu
-) -> tuple[float, float]:
-    """The skeleton's unloaded p50 and closed-loop orders/s (the shop's clients and time)."""
+class Tally:
+    """A closed loop's figures, summed over its rounds."""
+
+    def __init__(self, source: "Shop | Skeleton", cpu: Cpu) -> None:
+        self.source, self.cpu = source, cpu
+        self.seconds, self.latencies, self.in_time, self.used = 0.0, [], [], Counter()
+
+    async def round(self, clients: int, seconds: float) -> None:
+        before = self.cpu.read()
+        self.latencies += await closed_loop(self.source, clients, seconds, self.in_time)
+        self.seconds += seconds
+        for name, spent in self.cpu.read().items():
+            self.used[name] += spent - before[name]
+
+    @property
+    def rate(self) -> float:
+        """Orders done within the rounds' time: the tails (the last orders, each client's
+        ending after the deadline) would count a slower order's idle wind-down against it."""
+        return len(self.in_time) / self.seconds
+
+    def per_order(self) -> dict[str, float]:
+        """ms of CPU per order of each process, the largest first."""
+        return {n: s * 1000 / len(self.latencies) for n, s in self.used.most_common()}
+
+    def figures(self) -> str:
+        p50, p99 = pct(self.latencies, 50) * 1000, pct(self.latencies, 99) * 1000
+        return f"p50 {p50:.0f} ms, p99 {p99:.0f} ms"
+
+
+async def the_orders(
+    stack: Stack, args: argparse.Namespace, floor: float, floor_p50: float, cpus: tuple[Cpu, Cpu]
+) -> tuple[float, float, float, float]:
+    """The skeleton's and the shop's unloaded p50 and closed-loop orders/s, measured side by
+    side (orders one by one in turn; the closed loop in alternating rounds), so that this
+    machine's drifting speed moves both alike; then the shop's book lag and half load.
+    Returns (skeleton orders/s, skeleton p50 ms, shop orders/s, shop p50 ms)."""
     async with client_session() as session:
-        bare = Skeleton(stack, session)
-        await closed_loop(bare, 4, 2)  # warm up, as for the shop
-        unloaded = [t for t in [await bare.order() for _ in range(args.unloaded)] if t]
-        p50 = statistics.median(unloaded) * 1000
+        shop, bare = Shop(stack, session), Skeleton(stack, session)
+        for source in (bare, shop):
+            await closed_loop(source, 4, 2)  # warm up: connections, imports, registrations
+        one_by_one: dict[str, list[float]] = {"skeleton": [], "shop": []}
+        for _ in range(args.unloaded):
+            for name, source in (("skeleton", bare), ("shop", shop)):
+                if taken := await source.order():
+                    one_by_one[name].append(taken * 1000)
+        bare_p50, p50 = (statistics.median(one_by_one[n]) for n in ("skeleton", "shop"))
         print(
-            f"skeleton order (the call graph, no side effects; ingress to outcome): unloaded"
-            f" p50 {p50:.1f} ms = {p50 / floor_p50:.1f}x the no-op p50"
-        )
-        before = cpu.read()
-        started = time.monotonic()
-        latencies = await closed_loop(bare, args.clients, args.seconds)
-        rate = len(latencies) / (time.monotonic() - started)
-        used = ", ".join(f"{n} {ms:.1f}" for n, ms in cpu.per_order(before, len(latencies)).items())
-        print(
-            f"  closed loop, {args.clients} clients: {rate:.1f} orders/s"
-            f" = {rate / floor:.3f}x the no-op calls/s; p50 {pct(latencies, 50) * 1000:.0f} ms,"
-            f" p99 {pct(latencies, 99) * 1000:.0f} ms; CPU per order (ms): {used}"
-        )
-    return rate, p50
-
-
-async def through_the_gateway(
-    stack: Stack, args: argparse.Namespace, floor: float, floor_p50: float, cpu: Cpu
-) -> tuple[float, float]:
-    """Unloaded, closed-loop and half-load figures; returns the closed-loop orders/s and the
-    unloaded p50 (ms)."""
-    async with client_session() as session:
-        shop = Shop(stack, session)
-        await closed_loop(shop, 4, 2)  # warm up: connections, imports, first registrations
-        unloaded = [t for t in [await shop.order() for _ in range(args.unloaded)] if t]
-        p50 = statistics.median(unloaded) * 1000
-        print(
-            f"unloaded order (POST to outcome): p50 {p50:.1f} ms"
-            f" = {p50 / floor_p50:.1f}x the no-op p50"
+            f"unloaded, one at a time in turn (to the outcome): skeleton order p50"
+            f" {bare_p50:.1f} ms = {bare_p50 / floor_p50:.1f}x the no-op p50; shop order"
+            f" (POST to the gateway) p50 {p50:.1f} ms = {p50 / bare_p50:.2f}x the skeleton's"
         )
 
-        before = cpu.read()
-        started = time.monotonic()
+        bare_loop, shop_loop = Tally(bare, cpus[0]), Tally(shop, cpus[1])
         shop.done.clear()
-        latencies = await closed_loop(shop, args.clients, args.seconds)
-        rate = len(latencies) / (time.monotonic() - started)
-        used = cpu.per_order(before, len(latencies))
+        for _ in range(args.rounds):
+            for loop in (bare_loop, shop_loop):
+                await loop.round(args.clients, args.seconds / args.rounds)
         print(
-            f"closed loop, {args.clients} clients: {rate:.1f} orders/s"
-            f" = {rate / floor:.3f}x the no-op calls/s;"
-            f" p50 {pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms"
-            f" ({shop.shed} shed)"
+            f"closed loop, {args.clients} clients, {args.rounds} rounds of each in turn"
+            f" ({args.seconds:g}s each in all):"
         )
+        used = ", ".join(f"{n} {ms:.1f}" for n, ms in bare_loop.per_order().items())
+        print(
+            f"  skeleton: {bare_loop.rate:.1f} orders/s = {bare_loop.rate / floor:.3f}x the"
+            f" no-op calls/s; {bare_loop.figures()}; CPU per order (ms): {used}"
+        )
+        rate = shop_loop.rate
+        print(
+            f"  shop: {rate:.1f} orders/s = {rate / bare_loop.rate:.2f}x the skeleton's ="
+            f" {rate / floor:.3f}x the no-op calls/s; {shop_loop.figures()} ({shop.shed} shed)"
+        )
+        used = shop_loop.per_order()
+        providers = {name: used.pop(name) for name in PROVIDERS}
+        ours = ", ".join(f"{n} {ms:.1f}" for n, ms in used.items())
+        beside = ", ".join(f"{n} {ms:.1f}" for n, ms in providers.items())
+        print(f"  shop CPU per order (ms): {ours}; beside it, the emulated providers: {beside}")
         lags = await asyncio.to_thread(book_lag, stack, dict(shop.done))
         print(
             f"  the order book's lag (outcome at the client -> final row in the book) over"
             f" those {len(lags)} orders: p50 {pct(lags, 50):.1f} ms, p99 {pct(lags, 99):.1f} ms"
         )
-        providers = {name: used.pop(name) for name in PROVIDERS}
-        ours = ", ".join(f"{n} {ms:.1f}" for n, ms in used.items())
-        beside = ", ".join(f"{n} {ms:.1f}" for n, ms in providers.items())
-        print(f"  CPU per order (ms): {ours}; beside it, the emulated providers: {beside}")
 
         half = await fixed_rate(shop, rate / 2, args.seconds)
         h50, h99 = pct(half, 50) * 1000, pct(half, 99) * 1000
@@ -447,13 +475,14 @@ async def through_the_gateway(
             f"half load ({rate / 2:.1f} orders/s offered): p50 {h50:.0f} ms, p99 {h99:.0f} ms"
             f" = {h99 / h50:.1f}x p50"
         )
-    return rate, p50
+    return bare_loop.rate, bare_p50, rate, p50
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=32, help="closed-loop clients")
     parser.add_argument("--seconds", type=float, default=20, help="closed-loop duration")
+    parser.add_argument("--rounds", type=int, default=2, help="closed-loop rounds of each")
     parser.add_argument("--overload-seconds", type=float, default=30)
     parser.add_argument("--floor-seconds", type=float, default=10)
     parser.add_argument("--unloaded", type=int, default=50, help="orders placed one by one")
