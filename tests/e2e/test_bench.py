@@ -33,7 +33,8 @@ def test_the_orders_bench_runs_every_phase_and_prints_its_ratios() -> None:
         cwd=REPO,
     )
     assert run.returncode == 0, run.stderr[-4000:]
-    for phase in ("no-op handler:", "skeleton order", "unloaded order", "closed loop, 4 clients"):
+    phases = ("no-op handler:", "unloaded, one at a time", "closed loop, 4 clients", "skeleton:")
+    for phase in (*phases, "shop:", "shop CPU per order", "the order book's lag"):
         assert phase in run.stdout, (phase, run.stdout)
     assert "open loop at 3x" in run.stdout and "half load" in run.stdout, run.stdout
     assert re.search(RATIO, run.stdout, re.M), run.stdout
