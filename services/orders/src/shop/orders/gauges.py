@@ -11,6 +11,7 @@ from prometheus_client import Gauge
 
 from shop.orders import book, db
 from shop.orders.settings import settings
+from shop.shared import names
 from shop.shared.metrics import BeforeScrape, invocation_states
 from shop.shared.restate_admin import AdminUnavailable, RestateAdmin
 
@@ -42,7 +43,7 @@ book_lag = Gauge(
 MS = "CAST(arrow_cast({}, 'Timestamp(Millisecond, None)') AS BIGINT)"
 UNWRITTEN = (
     f"SELECT count(*) AS n, coalesce({MS.format('now()')} - {MS.format('min(created_at)')}, 0)"
-    " AS age_ms FROM sys_invocation WHERE target_service_name = 'Orders'"
+    f" AS age_ms FROM sys_invocation WHERE target_service_name = '{names.ORDERS}'"
     " AND target_handler_name = 'record' AND status != 'completed'"
 )
 
