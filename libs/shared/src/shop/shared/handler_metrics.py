@@ -28,6 +28,7 @@ def timed(services: Iterable[Any]) -> None:
 
 def attempt_of(name: str, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     handler = {"handler": name}
+    by_outcome = {outcome: {**handler, "outcome": outcome} for outcome in OUTCOMES}
 
     @functools.wraps(fn)
     async def attempt(*args: Any) -> Any:
@@ -43,7 +44,7 @@ def attempt_of(name: str, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Aw
             outcome = "suspended"
             raise
         finally:
-            handler_attempts.add(1, {**handler, "outcome": outcome})
+            handler_attempts.add(1, by_outcome[outcome])
             handler_duration.record(time.perf_counter() - started, handler)
 
     attempt.shop_timed = True  # type: ignore[attr-defined]  # a mark, read above

@@ -1,9 +1,12 @@
 """Restate's admin API (RESTATE_ADMIN_URL, one node or several), for the processes that may
 use it: its SQL introspection and its actions on invocations."""
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
+
+T = TypeVar("T")
 
 
 class AdminUnavailable(Exception):
@@ -24,30 +27,35 @@ class RestateAdmin:
             self.clients[url] = httpx.AsyncClient(base_url=url, timeout=self.timeout)
         return await self.clients[url].request(method, path, **kwargs)
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """The first answer, whatever its status (an action's refusal is its answer)."""
+    async def _first(
+        self, answer: Callable[[str], Awaitable[T]], errors: tuple[type[Exception], ...], what: str
+    ) -> T:
+        """`answer` from the first node for which it raises none of `errors`."""
         error: Exception | None = None
         for url in self.urls:
             try:
-                return await self._send(url, method, path, **kwargs)
-            except httpx.HTTPError as e:
+                return await answer(url)
+            except errors as e:
                 error = e
-        raise AdminUnavailable(f"Restate's admin API does not answer: {error!r}")
+        raise AdminUnavailable(f"Restate's admin API {what}: {error!r}")
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The first answer, whatever its status (an action's refusal is its answer)."""
+
+        def send(url: str) -> Awaitable[httpx.Response]:
+            return self._send(url, method, path, **kwargs)
+
+        return await self._first(send, (httpx.HTTPError,), "does not answer")
 
     async def query(self, sql: str) -> list[dict[str, Any]]:
         """The rows of an introspection query, from the first node that answers it."""
-        error: Exception | None = None
-        for url in self.urls:
-            try:
-                response = await self._send(
-                    url,
-                    "POST",
-                    "/query",
-                    json={"query": sql},
-                    headers={"accept": "application/json"},
-                )
-                response.raise_for_status()
-                return response.json()["rows"]
-            except (httpx.HTTPError, ValueError, KeyError) as e:
-                error = e
-        raise AdminUnavailable(f"Restate's admin API did not answer {sql[:60]!r}: {error!r}")
+
+        async def rows(url: str) -> list[dict[str, Any]]:
+            response = await self._send(
+                url, "POST", "/query", json={"query": sql}, headers={"accept": "application/json"}
+            )
+            response.raise_for_status()
+            return response.json()["rows"]
+
+        errors = (httpx.HTTPError, ValueError, KeyError)
+        return await self._first(rows, errors, f"did not answer {sql[:60]!r}")
