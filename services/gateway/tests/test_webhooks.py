@@ -149,10 +149,14 @@ async def test_forged_stale_or_unsigned_events_are_refused(
     assert restate.sent == []
 
 
-async def test_a_signed_body_that_is_not_an_event_is_refused(gateway: httpx.AsyncClient) -> None:
-    response = await post(gateway, "not json")
+@pytest.mark.parametrize("payload", ["not json", "[1, 2]", '{"object": "payment_intent"}'])
+async def test_a_signed_body_that_is_not_an_event_is_refused(
+    gateway: httpx.AsyncClient, restate: Restate, payload: str
+) -> None:
+    response = await post(gateway, payload)
     assert response.status_code == 400
     assert response.json() == {"error": "webhook refused: the body is not a Stripe event"}
+    assert restate.sent == []
 
 
 async def test_an_event_signed_ahead_of_the_tolerance_is_refused(

@@ -20,7 +20,6 @@ the dev stack keeps it in its state folder, so charges outlive a restart like th
 
 import argparse
 import asyncio
-import hashlib
 import json
 import logging
 import operator
@@ -41,13 +40,12 @@ from fastapi.responses import (
     HTMLResponse,
     JSONResponse,
     RedirectResponse,
-    Response,
-    StreamingResponse,
 )
 from pydantic import BaseModel, Field
 
 from shop.dev import stripe_auth_page
 from shop.dev.stripe_forms import decode
+from shop.dev.stripe_front import StripeFront
 from shop.dev.stripe_webhooks import DEFAULT_SECRET, EventStore, Retry, WebhookFaults, Webhooks
 from shop.shared.settings import secrets_dir
 
@@ -479,18 +477,6 @@ def refund(ledger: Ledger, params: dict[str, Any]) -> dict[str, Any]:
     return ledger.save(item)
 
 
-class Dropped(Exception):
-    """Raised mid-response so the server closes the connection without a complete answer."""
-
-
-def dropped() -> Response:
-    async def body():  # type: ignore[no-untyped-def]
-        yield b'{"'
-        raise Dropped("emulated dropped connection")
-
-    return StreamingResponse(body(), status_code=200, media_type="application/json")
-
-
 def page(
     url: str,
     objects: list[dict[str, Any]],
@@ -613,6 +599,7 @@ def create_app(
         await webhooks.close()
 
     app = FastAPI(title="Stripe emulator", lifespan=lifespan)
+    app.add_middleware(StripeFront, ledger=ledger)  # faults, the API key, idempotency keys
     app.state.ledger, app.state.webhooks = ledger, webhooks
 
     def base_url(request: Request) -> str:
@@ -650,74 +637,6 @@ def create_app(
     @app.exception_handler(StripeError)
     async def stripe_error(_: Request, e: StripeError) -> JSONResponse:
         return JSONResponse({"error": e.body}, status_code=e.status)
-
-    @app.middleware("http")
-    async def auth_and_idempotency(request: Request, call_next):  # type: ignore[no-untyped-def]
-        if not request.url.path.startswith("/v1/"):
-            return await call_next(request)
-        if not request.headers.get("authorization", "").startswith("Bearer sk_"):
-            return JSONResponse(
-                {
-                    "error": {
-                        "type": "invalid_request_error",
-                        "message": "Invalid API Key provided.",
-                    }
-                },
-                status_code=401,
-            )
-        key = request.headers.get("idempotency-key")
-        if request.method != "POST" or not key:
-            return await call_next(request)
-        body = await request.body()
-        fingerprint = hashlib.sha256(request.url.path.encode() + b"?" + body).hexdigest()
-        async with ledger.key_locks[key]:
-            if key in ledger.replies:
-                seen, status, reply = ledger.replies[key]
-                if seen != fingerprint:
-                    return JSONResponse(
-                        {
-                            "error": {
-                                "type": "idempotency_error",
-                                "message": "Keys for idempotent requests can only be used "
-                                "with the same parameters they were first used with. "
-                                f"Key: {key}",
-                            }
-                        },
-                        status_code=400,
-                    )
-                return JSONResponse(
-                    reply,
-                    status_code=status,
-                    headers={"Idempotent-Replayed": "true", "Idempotency-Key": key},
-                )
-            response = await call_next(request)
-            chunks = [chunk async for chunk in response.body_iterator]
-            reply = json.loads(b"".join(chunks))
-            if response.status_code < 500:  # Stripe does not keep answers to its own failures
-                ledger.keep_reply(key, fingerprint, response.status_code, reply)
-            return JSONResponse(
-                reply, status_code=response.status_code, headers={"Idempotency-Key": key}
-            )
-
-    @app.middleware("http")
-    async def faults(request: Request, call_next):  # type: ignore[no-untyped-def]
-        """Outermost (added last): a flaky network or a struggling Stripe, as clients see it."""
-        f = ledger.faults
-        if not request.url.path.startswith("/v1/"):
-            return await call_next(request)
-        if f.latency_next:
-            f.latency_next -= 1
-            await asyncio.sleep(f.latency_ms / 1000)
-        if f.fail_next and request.method == "POST":
-            f.fail_next -= 1
-            return JSONResponse(
-                {"error": {"type": "api_error", "message": "emulated outage"}}, status_code=500
-            )
-        response = await call_next(request)
-        if f.drop_next and request.method == "POST":
-            f.drop_next -= 1
-            return dropped()
-        return response
 
     async def params_of(request: Request) -> dict[str, Any]:
         form = await request.form()
@@ -899,6 +818,8 @@ def main() -> None:
     args = parser.parse_args()
     events = args.webhook_events.strip()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Not a line per webhook delivered (a failed delivery is logged by stripe_webhooks).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     app = create_app(
         args.ledger,
         public_url=(args.public_url or f"http://127.0.0.1:{args.port}").rstrip("/"),

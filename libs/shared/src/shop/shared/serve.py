@@ -107,6 +107,10 @@ async def register(settings: ServiceSettings) -> None:
     log.info("registered %s at %s: %s", settings.deployment_url, response.url, ", ".join(services))
 
 
+KEEP_ALIVE_SECONDS = 600
+MAX_STREAMS = 1000
+
+
 def server_config(bind: str) -> Config:
     config = Config()
     config.bind = [bind]
@@ -117,6 +121,13 @@ def server_config(bind: str) -> Config:
     # strands the invocations still on it until Restate's keep-alive gives up (20-60 s, a
     # stall of every order seen under load): never close one for its request count.
     config.keep_alive_max_requests = sys.maxsize
+    # Nor for being idle: hypercorn's default (5 s) closed Restate's connection at every pause
+    # of traffic, and the next invocation paid for a new one.
+    config.keep_alive_timeout = KEEP_ALIVE_SECONDS
+    # Every invocation in flight is one stream, held open while its handler waits on a call
+    # (until Restate suspends it): at hypercorn's default cap (100) the 101st waited in
+    # Restate for a free stream, a ceiling on orders in flight per service.
+    config.h2_max_concurrent_streams = MAX_STREAMS
     return config
 
 
