@@ -1,6 +1,9 @@
 """Building the customer's mail: pure functions, so they are tested without SMTP."""
 
+from email.headerregistry import BaseHeader
 from email.message import EmailMessage
+from email.policy import default
+from functools import cache
 
 from shop.shared.models import EmailRequest, money
 
@@ -46,6 +49,14 @@ def deliverable(address: str) -> str:
         raise ValueError("the address's domain is no valid internationalised name") from e
 
 
+@cache
+def sender_header(sender: str) -> BaseHeader:
+    """The From header, parsed once: it is the same on every mail, and parsing an address is
+    a third of a millisecond (a message takes its header as it is, since it is one already)."""
+    header: BaseHeader = default.header_factory("From", sender)
+    return header
+
+
 def compose(request: EmailRequest, sender: str) -> EmailMessage:
     values = {
         "order_id": request.order_id,
@@ -53,7 +64,7 @@ def compose(request: EmailRequest, sender: str) -> EmailMessage:
         "total": money(request.total_cents, request.currency),
     }
     msg = EmailMessage()
-    msg["From"] = sender
+    msg["From"] = sender_header(sender)
     msg["To"] = deliverable(request.to)
     msg["Subject"] = SUBJECTS[request.kind].format(**values)
     msg["Message-ID"] = message_id(request.order_id, request.kind, request.refund_id)
