@@ -61,7 +61,7 @@ def fulfilment() -> list[object]:
 
 
 def payments() -> list[object]:
-    from shop.shared.models import Charge, ChargeRequest
+    from shop.shared.contracts.payments import Charge, ChargeRequest
 
     service = restate.Service(names.PAYMENTS)
 
@@ -88,7 +88,8 @@ def payments() -> list[object]:
 
 
 def inventory() -> list[object]:
-    from shop.shared.models import OrderRef, Reservation, ReservationResult, StockLevel
+    from shop.shared.contracts.common import OrderRef
+    from shop.shared.contracts.inventory import Reservation, ReservationResult, StockLevel
 
     service = restate.VirtualObject(names.INVENTORY)
     shelf_key = "shelf"  # one state entry, read and written, as the real shelf
@@ -113,7 +114,7 @@ def inventory() -> list[object]:
 
 
 def email() -> list[object]:
-    from shop.shared.models import EmailReceipt, EmailRequest
+    from shop.shared.contracts.email import EmailReceipt, EmailRequest
 
     service = restate.Service(names.EMAIL)
 
@@ -128,7 +129,7 @@ def email() -> list[object]:
 
 
 def orders() -> list[object]:
-    from shop.shared.models import BookEntry
+    from shop.shared.contracts.orders import BookEntry
 
     service = restate.VirtualObject(names.ORDERS)
 
@@ -142,7 +143,8 @@ def orders() -> list[object]:
 def order_body(order_id: str) -> bytes:
     """What the gateway starts an order's workflow with (one sticker pack, a card that needs
     no 3-D Secure), as the skeleton's ingress call."""
-    from shop.shared.models import Order, OrderLine
+    from shop.shared.contracts.common import OrderLine
+    from shop.shared.contracts.fulfilment import Order
 
     line = OrderLine(
         product_id="sticker-pack", name="Sticker pack", quantity=1, unit_price_cents=400

@@ -25,7 +25,7 @@ from procs import rss_kib
 
 from shop.dev.stack import NO_CLIENT_LIMITS, Ports, Stack
 from shop.shared import progress_feed
-from shop.shared.models import OrderStatus
+from shop.shared.contracts.fulfilment import OrderStatus
 
 BENCH_SEQ = 1000  # above any real step, so the gateway forwards them as news
 

@@ -17,7 +17,7 @@ from httpx_sse import connect_sse
 
 from shop.dev.stack import Stack
 from shop.shared import progress_feed
-from shop.shared.models import OrderStatus
+from shop.shared.contracts.fulfilment import OrderStatus
 
 from .conftest import PAYMENT_AUTH_TIMEOUT_SECONDS, Mail, Restate
 from .helpers import available, cancel, customer, eventually, final_status, place, status_of

@@ -1,7 +1,8 @@
 import pytest
 
 from shop.email.messages import compose, deliverable, message_id
-from shop.shared.models import EmailRequest, OrderLine
+from shop.shared.contracts.common import OrderLine
+from shop.shared.contracts.email import EmailRequest
 
 
 def test_confirmation_names_order_items_and_total() -> None:

@@ -4,7 +4,8 @@ import pytest
 from restate import TerminalError
 
 from shop.fulfilment.workflow import priced
-from shop.shared.models import Order, OrderLine
+from shop.shared.contracts.common import OrderLine
+from shop.shared.contracts.fulfilment import Order
 
 
 def order(*lines: tuple[str, int]) -> Order:

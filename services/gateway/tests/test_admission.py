@@ -4,7 +4,7 @@ import pytest
 
 from shop.gateway import admission
 from shop.gateway.admission import InFlight, Overloaded
-from shop.shared.models import OrderState, OrderStatus
+from shop.shared.contracts.fulfilment import OrderState, OrderStatus
 
 
 def test_admits_up_to_the_limit_and_again_once_an_order_finishes() -> None:

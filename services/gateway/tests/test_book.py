@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from shop.gateway.book import OrderListQuery, cell
-from shop.shared.models import decode_cursor, encode_cursor
+from shop.shared.contracts.orders import decode_cursor, encode_cursor
 
 
 def test_a_cursor_comes_back_as_it_was_given() -> None:

@@ -4,7 +4,7 @@ links go."""
 import pytest
 
 from shop.gateway.progress_hub import pushed_status
-from shop.shared.models import OrderStatus
+from shop.shared.contracts.fulfilment import OrderStatus
 
 EMULATOR = "http://127.0.0.1:12111"
 

@@ -1,5 +1,5 @@
 from shop.gateway.timeline import timeline
-from shop.shared.models import FulfilmentResult, OrderStatus
+from shop.shared.contracts.fulfilment import FulfilmentResult, OrderStatus
 
 
 def status(**fields: object) -> OrderStatus:

@@ -4,7 +4,8 @@ from datetime import UTC, date, datetime
 
 from shop.orders.reconcile import compare
 from shop.orders.reconciliation import daily_window
-from shop.shared.models import BookMoney, StripeIntent
+from shop.shared.contracts.orders import BookMoney
+from shop.shared.contracts.payments import StripeIntent
 
 
 def intent(order_id: str | None, status: str = "succeeded", **money: int) -> StripeIntent:

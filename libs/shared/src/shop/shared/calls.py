@@ -11,23 +11,18 @@ from pydantic import BaseModel
 from restate import Context
 
 from shop.shared import names
-from shop.shared.models import (
-    BookEntry,
+from shop.shared.contracts.common import OrderRef
+from shop.shared.contracts.email import EmailReceipt, EmailRequest, MailAllowance
+from shop.shared.contracts.inventory import ItemsBack, Reservation, ReservationResult, StockLevel
+from shop.shared.contracts.orders import BookEntry
+from shop.shared.contracts.payments import (
     Charge,
     ChargeRequest,
-    EmailReceipt,
-    EmailRequest,
     IntentPage,
     IntentQuery,
     IntentRef,
-    ItemsBack,
-    MailAllowance,
-    OrderRef,
     Refund,
     RefundCharge,
-    Reservation,
-    ReservationResult,
-    StockLevel,
     StripeIntent,
     StripeRefund,
 )

@@ -3,7 +3,7 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shop.shared.models import OrderLine
+from shop.shared.contracts.common import OrderLine
 
 
 @dataclass(frozen=True)

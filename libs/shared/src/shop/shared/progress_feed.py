@@ -10,7 +10,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from shop.shared.models import OrderStatus
+from shop.shared.contracts.fulfilment import OrderStatus
 from shop.shared.settings import ShopSettings
 
 CHANNEL = "shop:order-progress"

@@ -3,4 +3,8 @@ from shop.email.quota import mail_quota
 from shop.email.settings import settings
 from shop.shared.serve import run
 
-run("email", [email, mail_quota], settings)
+# What this process serves: its contract with the other services is contracts/<name>.json.
+SERVICES = [email, mail_quota]
+
+if __name__ == "__main__":
+    run("email", SERVICES, settings)

@@ -8,8 +8,8 @@ from shop.email.messages import compose
 from shop.email.settings import settings
 from shop.email.smtp_pool import SmtpPool
 from shop.shared import names
+from shop.shared.contracts.email import EmailReceipt, EmailRequest
 from shop.shared.crash import crash_point
-from shop.shared.models import EmailReceipt, EmailRequest
 from shop.shared.telemetry import counted_from_zero, smtp_sends, step
 
 # Only the workflows send mail. A mail server that keeps failing pauses the send.

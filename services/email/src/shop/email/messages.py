@@ -5,7 +5,8 @@ from email.message import EmailMessage
 from email.policy import default
 from functools import cache
 
-from shop.shared.models import EmailRequest, money
+from shop.shared.contracts.common import money
+from shop.shared.contracts.email import EmailRequest
 
 
 def message_id(order_id: str, kind: str, refund_id: str | None = None) -> str:

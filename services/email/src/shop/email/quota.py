@@ -10,7 +10,8 @@ from restate import ObjectContext
 
 from shop.email.settings import settings
 from shop.shared import names
-from shop.shared.models import MailAllowance, OrderRef
+from shop.shared.contracts.common import OrderRef
+from shop.shared.contracts.email import MailAllowance
 
 mail_quota = restate.VirtualObject(names.MAIL_QUOTA, ingress_private=True)  # the workflow's
 SENT = "sent"

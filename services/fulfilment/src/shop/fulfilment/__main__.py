@@ -3,4 +3,8 @@ from shop.fulfilment.settings import settings
 from shop.fulfilment.workflow import fulfilment
 from shop.shared.serve import run
 
-run("fulfilment", [fulfilment, order_keys], settings)
+# What this process serves: its contract with the other services is contracts/<name>.json.
+SERVICES = [fulfilment, order_keys]
+
+if __name__ == "__main__":
+    run("fulfilment", SERVICES, settings)

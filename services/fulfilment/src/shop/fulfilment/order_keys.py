@@ -13,7 +13,7 @@ from restate import ObjectContext
 from shop.fulfilment.settings import ORDER_RETENTION
 from shop.fulfilment.workflow import get_status, run
 from shop.shared import names
-from shop.shared.models import KeyedOrder, KeyedOrderReply
+from shop.shared.contracts.fulfilment import KeyedOrder, KeyedOrderReply
 
 order_keys = restate.VirtualObject(names.ORDER_KEYS)
 RECORD = "record"

@@ -16,14 +16,8 @@ from restate.server_context import restate_context_is_replaying
 from shop.fulfilment.settings import settings
 from shop.shared import calls
 from shop.shared import progress_feed as feed
-from shop.shared.models import (
-    BookEntry,
-    BookOrder,
-    FulfilmentResult,
-    Order,
-    OrderState,
-    OrderStatus,
-)
+from shop.shared.contracts.fulfilment import FulfilmentResult, Order, OrderState, OrderStatus
+from shop.shared.contracts.orders import BookEntry, BookOrder
 from shop.shared.telemetry import (
     counted_from_zero,
     order_duration,

@@ -23,22 +23,20 @@ from shop.fulfilment.progress import STATUS_KEY, Progress
 from shop.fulfilment.settings import ORDER_RETENTION, settings
 from shop.shared import calls, names
 from shop.shared.catalog import CATALOG, priced_lines
-from shop.shared.models import (
-    BookOrder,
+from shop.shared.contracts.common import money
+from shop.shared.contracts.email import EmailKind, EmailRequest
+from shop.shared.contracts.fulfilment import (
     CancelOutcome,
     CancelReply,
     CancelRequest,
-    Charge,
-    ChargeRequest,
-    EmailKind,
-    EmailRequest,
     FulfilmentResult,
     Order,
     OrderStatus,
     PaymentEvent,
-    Reservation,
-    money,
 )
+from shop.shared.contracts.inventory import Reservation
+from shop.shared.contracts.orders import BookOrder
+from shop.shared.contracts.payments import Charge, ChargeRequest
 from shop.shared.ownership import secret_matches
 from shop.shared.progress_feed import AUTHENTICATING, RESERVED
 

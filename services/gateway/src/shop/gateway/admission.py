@@ -15,7 +15,7 @@ admission stays open rather than shut.
 
 import time
 
-from shop.shared.models import OrderStatus
+from shop.shared.contracts.fulfilment import OrderStatus
 from shop.shared.progress_feed import WAITING_STEPS
 
 

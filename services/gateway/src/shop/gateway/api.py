@@ -49,16 +49,15 @@ from shop.gateway.responses import (
     merge,
 )
 from shop.shared.catalog import CATALOG, PRODUCTS
-from shop.shared.models import (
+from shop.shared.contracts.fulfilment import OrderStatus
+from shop.shared.contracts.inventory import StockLevel, StockUpdate
+from shop.shared.contracts.orders import (
     ActionRecord,
     OrderInvocations,
     OrderPage,
     OrderRecord,
-    OrderStatus,
     ReconciliationReport,
     RefundEntry,
-    StockLevel,
-    StockUpdate,
 )
 
 router = APIRouter(prefix="/api")

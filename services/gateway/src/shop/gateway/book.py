@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from shop.gateway.restate_ingress import RestateIngress
-from shop.shared.models import BookState, Cursor, OrderFilter, OrderPage, OrderSummary
+from shop.shared.contracts.orders import BookState, Cursor, OrderFilter, OrderPage, OrderSummary
 
 CSV_PAGE = 1000  # orders per call to the book while exporting
 CSV_COLUMNS = list(OrderSummary.model_fields)

@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from shop.gateway.progress_hub import ProgressHub, Queue
 from shop.gateway.restate_ingress import RestateIngress, RestateUnavailable
-from shop.shared.models import OrderStatus
+from shop.shared.contracts.fulfilment import OrderStatus
 from shop.shared.telemetry import counted_from_zero, sse_connections, sse_events
 
 counted_from_zero(sse_connections)  # none held yet is a value, not a gap

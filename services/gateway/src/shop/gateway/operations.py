@@ -3,7 +3,7 @@ operator page ask for it (the orders service does it: the gateway has no admin r
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shop.shared.models import OperatorActionKind
+from shop.shared.contracts.orders import OperatorActionKind
 
 
 class ActionRequest(BaseModel):

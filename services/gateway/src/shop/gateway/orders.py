@@ -15,7 +15,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, fie
 from shop.gateway.deps import Admission
 from shop.gateway.restate_ingress import RestateIngress
 from shop.shared.catalog import CATALOG, priced_lines
-from shop.shared.models import KeyedOrder, Order, OrderLine
+from shop.shared.contracts.common import OrderLine
+from shop.shared.contracts.fulfilment import KeyedOrder, Order
 from shop.shared.ownership import sha256
 
 MAX_QUANTITY = 100

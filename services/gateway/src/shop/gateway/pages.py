@@ -56,15 +56,10 @@ from shop.gateway.responses import (
 from shop.gateway.restate_ingress import RefundRefused, RestateUnavailable
 from shop.gateway.timeline import timeline
 from shop.shared.catalog import CATALOG, PRODUCTS
-from shop.shared.models import (
-    BOOK_STATES,
-    ActionRecord,
-    OrderRecord,
-    OrderStatus,
-    PublicRefund,
-    StockUpdate,
-    money,
-)
+from shop.shared.contracts.common import money
+from shop.shared.contracts.fulfilment import OrderStatus
+from shop.shared.contracts.inventory import StockUpdate
+from shop.shared.contracts.orders import BOOK_STATES, ActionRecord, OrderRecord, PublicRefund
 
 router = APIRouter()
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from redis.exceptions import RedisError
 
 from shop.shared import progress_feed as feed
-from shop.shared.models import OrderStatus
+from shop.shared.contracts.fulfilment import OrderStatus
 from shop.shared.settings import ShopSettings
 from shop.shared.telemetry import sse_push_lag
 

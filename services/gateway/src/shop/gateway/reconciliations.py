@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from shop.gateway.book import IsoTime
 from shop.gateway.restate_ingress import RestateIngress, RestateUnavailable
-from shop.shared.models import ReconciliationAsk
+from shop.shared.contracts.orders import ReconciliationAsk
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
-from shop.shared.models import RefundAsk
+from shop.shared.contracts.orders import RefundAsk
 from shop.shared.ownership import sha256
 
 REFUND_ID_PATTERN = r"^ref_[0-9a-f]{24}$"

@@ -11,29 +11,32 @@ from pydantic import BaseModel
 
 from shop.shared import names
 from shop.shared.catalog import PRODUCTS
-from shop.shared.models import (
+from shop.shared.contracts.common import OrderRef
+from shop.shared.contracts.fulfilment import (
+    CancelReply,
+    CancelRequest,
+    KeyedOrder,
+    KeyedOrderReply,
+    Order,
+    OrderStatus,
+    PaymentEvent,
+)
+from shop.shared.contracts.inventory import Restock, StockLevel, StockUpdate
+from shop.shared.contracts.orders import (
     ActionRecord,
     BookReconciliation,
     BookRecord,
     BookRefund,
     BookStatus,
-    CancelReply,
-    CancelRequest,
     InvocationInfo,
-    KeyedOrder,
-    KeyedOrderReply,
     OperatorAction,
     OperatorActionKind,
-    Order,
     OrderFilter,
     OrderInvocations,
     OrderLookup,
     OrderPage,
     OrderQuery,
     OrderRecord,
-    OrderRef,
-    OrderStatus,
-    PaymentEvent,
     PublicRefund,
     PublicRefunds,
     RecentReconciliations,
@@ -45,9 +48,6 @@ from shop.shared.models import (
     RefundEntry,
     RefundLookup,
     RefundOpened,
-    Restock,
-    StockLevel,
-    StockUpdate,
 )
 from shop.shared.telemetry import current_ids, orders_started
 

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from shop.shared.models import OrderStatus
+from shop.shared.contracts.fulfilment import OrderStatus
 
 STEPS = (
     ("received", "Order received"),

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from shop.gateway.deps import Ingress, Settings
 from shop.gateway.orders import ORDER_ID_PATTERN
 from shop.gateway.responses import BAD_WEBHOOK, STRIPE_EVENT, UNAVAILABLE, merge
-from shop.shared.models import PaymentEvent
+from shop.shared.contracts.fulfilment import PaymentEvent
 from shop.shared.stripe_keys import made_by_order
 
 log = logging.getLogger(__name__)

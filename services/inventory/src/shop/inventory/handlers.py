@@ -21,9 +21,9 @@ from restate import ObjectContext, ObjectSharedContext, TerminalError
 from shop.inventory.settings import settings
 from shop.shared import names
 from shop.shared.catalog import CATALOG
-from shop.shared.models import (
+from shop.shared.contracts.common import OrderRef
+from shop.shared.contracts.inventory import (
     ItemsBack,
-    OrderRef,
     Reservation,
     ReservationResult,
     Restock,

@@ -6,11 +6,10 @@ from shop.orders.refunds import refund
 from shop.orders.settings import settings
 from shop.shared.serve import run
 
-# The orders service also reports, at each scrape, Restate's invocations by state (paused,
-# backing-off, ...), the orders running and the book's lag, for the operators' alerts.
-run(
-    "orders",
-    [orders, order_book, refund, reconciliation, reconciliations, schedule],
-    settings,
-    before_scrape=before_scrape(),
-)
+# What this process serves: its contract with the other services is contracts/<name>.json.
+SERVICES = [orders, order_book, refund, reconciliation, reconciliations, schedule]
+
+if __name__ == "__main__":
+    # The orders service also reports, when scraped, Restate's invocations by state (paused,
+    # backing-off, ...), the orders running and the book's lag, for the operators' alerts.
+    run("orders", SERVICES, settings, before_scrape=before_scrape())

@@ -16,18 +16,16 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from shop.orders.settings import DatabaseSettings
-from shop.shared.models import (
-    FINAL_STATES,
+from shop.shared.contracts.common import OrderLine, money
+from shop.shared.contracts.fulfilment import FINAL_STATES, FulfilmentResult, OrderStatus
+from shop.shared.contracts.orders import (
     REFUNDED_STATES,
     ActionRecord,
     BookEntry,
     BookMoney,
-    FulfilmentResult,
     HistoryEntry,
     OrderFilter,
-    OrderLine,
     OrderRecord,
-    OrderStatus,
     OrderSummary,
     PublicRefund,
     ReconciliationReport,
@@ -39,7 +37,6 @@ from shop.shared.models import (
     RefundOutcome,
     decode_cursor,
     encode_cursor,
-    money,
 )
 from shop.shared.progress_feed import AUTHENTICATING
 

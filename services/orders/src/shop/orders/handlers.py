@@ -18,8 +18,8 @@ from shop.orders.db import connection
 from shop.orders.refunds import run as run_refund
 from shop.orders.settings import settings
 from shop.shared import names
-from shop.shared.crash import crash_point
-from shop.shared.models import (
+from shop.shared.contracts.common import OrderRef
+from shop.shared.contracts.orders import (
     BookEntry,
     BookRecord,
     BookRefund,
@@ -27,12 +27,12 @@ from shop.shared.models import (
     OrderLookup,
     OrderPage,
     OrderQuery,
-    OrderRef,
     PublicRefunds,
     RefundAsk,
     RefundLookup,
     RefundOpened,
 )
+from shop.shared.crash import crash_point
 from shop.shared.telemetry import step
 
 orders = restate.VirtualObject(names.ORDERS)

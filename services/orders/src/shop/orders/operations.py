@@ -14,7 +14,7 @@ from shop.orders import book
 from shop.orders.db import connection
 from shop.orders.handlers import given, operator, order_book
 from shop.orders.settings import settings
-from shop.shared.models import (
+from shop.shared.contracts.orders import (
     ActionRecord,
     InvocationInfo,
     OperatorAction,

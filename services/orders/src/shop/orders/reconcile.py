@@ -7,13 +7,9 @@ before the window's end has its intent created a moment after, and each side's v
 other is fetched by id, so no boundary makes a false alarm.
 """
 
-from shop.shared.models import (
-    FINAL_STATES,
-    REFUNDED_STATES,
-    BookMoney,
-    Discrepancy,
-    StripeIntent,
-)
+from shop.shared.contracts.fulfilment import FINAL_STATES
+from shop.shared.contracts.orders import REFUNDED_STATES, BookMoney, Discrepancy
+from shop.shared.contracts.payments import StripeIntent
 
 # The book's statuses of an order whose money the shop keeps (less its refunds).
 PAID = frozenset({"completed"}) | REFUNDED_STATES

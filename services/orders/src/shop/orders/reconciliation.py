@@ -18,19 +18,17 @@ from shop.orders.db import connection
 from shop.orders.handlers import operator_once
 from shop.orders.reconcile import compare
 from shop.shared import calls, names
-from shop.shared.models import (
+from shop.shared.contracts.orders import (
     BookReconciliation,
     DiscrepancyKind,
-    IntentQuery,
-    IntentRef,
     RecentReconciliations,
     ReconciliationAsk,
     ReconciliationList,
     ReconciliationLookup,
     ReconciliationReport,
     ReconciliationWindow,
-    StripeIntent,
 )
+from shop.shared.contracts.payments import IntentQuery, IntentRef, StripeIntent
 from shop.shared.telemetry import counted_from_zero, discrepancies_found
 
 reconciliation = restate.Workflow(names.RECONCILIATION)

@@ -17,14 +17,11 @@ from restate import TerminalError, WorkflowContext
 from shop.orders import book
 from shop.orders.db import connection
 from shop.shared import calls, names
+from shop.shared.contracts.email import EmailRequest
+from shop.shared.contracts.inventory import ItemsBack
+from shop.shared.contracts.orders import RefundOrder, RefundOutcome
+from shop.shared.contracts.payments import RefundCharge
 from shop.shared.crash import crash_point
-from shop.shared.models import (
-    EmailRequest,
-    ItemsBack,
-    RefundCharge,
-    RefundOrder,
-    RefundOutcome,
-)
 
 refund = restate.Workflow(names.REFUND)
 log = restate.getLogger(__name__)

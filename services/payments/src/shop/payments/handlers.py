@@ -16,8 +16,7 @@ from stripe.params import PaymentIntentCreateParams, PaymentIntentListParams
 from shop.payments.settings import settings
 from shop.payments.stripe_client import stripe_client
 from shop.shared import names
-from shop.shared.crash import crash_point
-from shop.shared.models import (
+from shop.shared.contracts.payments import (
     Charge,
     ChargeRequest,
     IntentPage,
@@ -28,6 +27,7 @@ from shop.shared.models import (
     StripeIntent,
     StripeRefund,
 )
+from shop.shared.crash import crash_point
 from shop.shared.stripe_keys import idempotency_key
 from shop.shared.telemetry import counted_from_zero, step, stripe_calls
 

@@ -1,4 +1,6 @@
-"""Pydantic models exchanged between the services (and journaled by Restate)."""
+"""The orders service's contract (Orders, OrderBook, Refund, Reconciliation, Reconciliations,
+ReconciliationSchedule): the order book's records, refunds and reconciliations, and the
+operators' actions. Owned by the orders team; contracts/ has its recorded shape."""
 
 import base64
 import json
@@ -7,213 +9,15 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, Field
 
-OrderState = Literal["pending", "running", "completed", "failed", "cancelled"]
-FINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+from shop.shared.contracts.common import OrderLine
+from shop.shared.contracts.fulfilment import OrderState, OrderStatus
+
 # An order's status in the book: a completed order may have had money back since.
 BookState = Literal[
     "pending", "running", "completed", "failed", "cancelled", "partially_refunded", "refunded"
 ]
 BOOK_STATES: tuple[str, ...] = get_args(BookState)
 REFUNDED_STATES: frozenset[str] = frozenset({"partially_refunded", "refunded"})
-
-
-def money(cents: int, currency: str) -> str:
-    """How the shop writes an amount, in pages, progress messages and mail: 12.00 EUR."""
-    return f"{cents / 100:.2f} {currency.upper()}"
-
-
-class OrderLine(BaseModel):
-    product_id: str
-    name: str
-    quantity: int = Field(ge=1)
-    unit_price_cents: int = Field(ge=0)
-
-    @property
-    def total_cents(self) -> int:
-        return self.quantity * self.unit_price_cents
-
-
-class Order(BaseModel):
-    order_id: str
-    customer_email: str
-    lines: list[OrderLine] = Field(min_length=1)
-    currency: str
-    payment_method: str
-    # The trace of the request that placed the order, for links to it (Jaeger).
-    trace_id: str | None = None
-    # SHA-256 of the order's secret: whoever shows the secret may change the order (cancel).
-    # The secret itself is handed to the customer once and never kept with the order.
-    secret_digest: str | None = None
-    # The order's page, where the customer's bank sends them back after a 3-D Secure check.
-    return_url: str | None = None
-    # When the customer placed it (the gateway's clock): the order book's created_at.
-    placed_at: datetime | None = None
-
-    @property
-    def total_cents(self) -> int:
-        return sum(line.total_cents for line in self.lines)
-
-
-class ChargeRequest(BaseModel):
-    order_id: str
-    amount_cents: int = Field(ge=1)
-    currency: str
-    payment_method: str
-    return_url: str | None = None
-
-
-class Charge(BaseModel):
-    """A PaymentIntent as the workflow needs it (status: requires_capture, succeeded...).
-    `requires_action`: the card's bank wants the customer to confirm the payment (3-D Secure)
-    at `action_url` first."""
-
-    order_id: str
-    payment_intent_id: str
-    amount_cents: int
-    status: str
-    action_url: str | None = None
-
-
-class Refund(BaseModel):
-    """What a failed or cancelled order's money came to (compensation)."""
-
-    order_id: str
-    payment_intent_id: str
-    action: Literal["voided", "refunded", "nothing"]
-
-
-class Reservation(BaseModel):
-    order_id: str
-    quantity: int = Field(ge=1)
-
-
-class ReservationResult(BaseModel):
-    sku: str
-    order_id: str
-    quantity: int
-    available: int
-
-
-class OrderRef(BaseModel):
-    order_id: str
-
-
-class StockUpdate(BaseModel):
-    quantity: int = Field(ge=0)
-
-
-class StockLevel(BaseModel):
-    """One SKU's stock. Conserved: stocked == available + reserved + sold, always."""
-
-    sku: str
-    available: int
-    reserved: int
-    sold: int
-    stocked: int
-
-
-EmailKind = Literal["confirmation", "failed", "cancelled", "refunded"]
-
-
-class EmailRequest(BaseModel):
-    order_id: str
-    to: str
-    kind: EmailKind
-    lines: list[OrderLine]
-    total_cents: int  # of a refund's mail: the amount refunded
-    currency: str
-    reason: str | None = None
-    refund_id: str | None = None  # a refund's mail: one per refund
-
-
-class EmailReceipt(BaseModel):
-    message_id: str
-
-
-class MailAllowance(BaseModel):
-    """Whether one more mail of a throttled kind may go to an address now."""
-
-    allowed: bool
-
-
-class FulfilmentResult(BaseModel):
-    order_id: str
-    status: OrderState
-    payment_intent_id: str | None = None
-    reason: str | None = None
-    last_step: str | None = Field(None, description="The last step reached before a failure.")
-
-
-class OrderStatus(BaseModel):
-    """Progress of one order: kept in workflow state (authoritative) and pushed to Valkey."""
-
-    order_id: str
-    status: OrderState
-    step: str
-    percent: int = Field(ge=0, le=100)
-    message: str
-    seq: int = Field(ge=0, description="Position in the order's progress; the SSE event id.")
-    cancellable: bool = False
-    result: FulfilmentResult | None = None
-    trace_id: str | None = None
-    # Where the customer confirms the payment with their bank, while the order waits for it.
-    action_url: str | None = None
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_STATES
-
-
-CancelOutcome = Literal["cancelled", "fulfilling", "failed"]
-
-
-class CancelRequest(BaseModel):
-    """A cancel carries its right to cancel: the order's secret, or an operator's token."""
-
-    secret: str
-
-
-class CancelReply(BaseModel):
-    """What a cancel request came to: `cancelled`, too late (`fulfilling`, `failed`), or
-    `refused` (neither the order's secret nor an operator's token: nothing was done)."""
-
-    order_id: str
-    outcome: CancelOutcome | Literal["refused"]
-
-
-class Restock(BaseModel):
-    """An operator sets a SKU's available stock: the ADMIN_TOKEN goes with it."""
-
-    quantity: int = Field(ge=0)
-    operator_token: str
-
-
-class PaymentEvent(BaseModel):
-    """A Stripe event about an order's PaymentIntent, verified by the gateway: it only wakes
-    the order, which then asks Stripe how the payment stands."""
-
-    event_id: str
-    type: str
-
-
-class KeyedOrder(BaseModel):
-    """An order placed with an Idempotency-Key: what the key's record keeps if it is new.
-    Not the order's secret: Restate keeps only its digest (in the order)."""
-
-    order: Order
-    fingerprint: str = Field(description="SHA-256 of the request body the key was sent with.")
-
-
-class KeyedOrderReply(BaseModel):
-    """`started` (a new order), `replayed` (the same request again: the same order, without
-    its secret, which went to the first request only) or `conflict` (the key was used for
-    another request: nothing about that order is told)."""
-
-    outcome: Literal["started", "replayed", "conflict"]
-    order_id: str | None = None
-
-
-# The order book (the orders service, PostgreSQL): the system of record, kept for years.
 
 
 class BookOrder(BaseModel):
@@ -345,10 +149,6 @@ def known_cursor(cursor: str) -> str:
 
 # Where the page before ended: only what encode_cursor made (ValueError for anything else).
 Cursor = Annotated[str, AfterValidator(known_cursor)]
-
-
-# Refunds of completed orders: the orders service's Refund workflow, one per refund.
-
 RefundState = Literal["pending", "succeeded", "failed"]
 
 
@@ -391,29 +191,6 @@ class RefundOpened(BaseModel):
     refund_id: str | None = None
     message: str = ""
     order: RefundOrder | None = None
-
-
-class RefundCharge(BaseModel):
-    """Give back part of a captured payment (Payments/refund_part)."""
-
-    order_id: str
-    refund_id: str
-    payment_intent_id: str
-    amount_cents: int = Field(ge=1)
-
-
-class StripeRefund(BaseModel):
-    refund_id: str
-    stripe_refund_id: str
-    amount_cents: int
-    status: str  # Stripe's: succeeded, pending (on its way), failed, canceled
-
-
-class ItemsBack(BaseModel):
-    """A refunded order's items, back on the shelf (Inventory/<sku>/put_back)."""
-
-    order_id: str
-    quantity: int = Field(ge=1)
 
 
 class RefundOutcome(BaseModel):
@@ -463,42 +240,6 @@ class PublicRefund(BaseModel):
 
 class PublicRefunds(BaseModel):
     refunds: list[PublicRefund]
-
-
-# The reconciliation (the orders service): Stripe's money against the book's, over a window.
-
-
-class IntentQuery(BaseModel):
-    """A page of Stripe's PaymentIntents created in [created_gte, created_lt) (Unix seconds)."""
-
-    created_gte: int
-    created_lt: int
-    starting_after: str | None = None
-    limit: int = Field(100, ge=1, le=100)
-
-
-class IntentRef(BaseModel):
-    payment_intent_id: str
-
-
-class StripeIntent(BaseModel):
-    """A PaymentIntent's money as Stripe has it."""
-
-    payment_intent_id: str
-    order_id: str | None  # its metadata's: None for a payment the shop did not make
-    status: str
-    amount_cents: int
-    captured_cents: int
-    refunded_cents: int
-
-    @property
-    def kept_cents(self) -> int:
-        return self.captured_cents - self.refunded_cents
-
-
-class IntentPage(BaseModel):
-    intents: list[StripeIntent]
-    has_more: bool
 
 
 class BookMoney(BaseModel):
@@ -571,10 +312,6 @@ class BookReconciliation(BaseModel):
 
 class ReconciliationList(BaseModel):
     reports: list[ReconciliationReport]
-
-
-# Operators and an order's invocations in Restate (through the orders service, which alone
-# reads Restate's admin API): what is stuck, and resume, retry now or kill.
 
 
 class InvocationInfo(BaseModel):
