@@ -13,7 +13,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from shop.dev.eventually import eventually
-from shop.dev.stripe_emulator import Ledger, create_app
+from shop.dev.stripe_emulator import create_app
+from shop.dev.stripe_ledger import Ledger
 
 
 @contextmanager

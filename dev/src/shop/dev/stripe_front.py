@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from shop.dev.stripe_emulator import Ledger
+    from shop.dev.stripe_ledger import Ledger
 
 
 class Dropped(Exception):
