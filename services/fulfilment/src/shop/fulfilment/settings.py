@@ -18,7 +18,7 @@ class FulfilmentSettings(ServiceSettings, OperatorSettings):
     progress_push_timeout_seconds: float = 0.5
     # FULFILMENT_VERSION: which release of this workflow the process is. Any other than v1
     # names itself in the "received" step's message, so a new version deployed beside the old
-    # one (README, "Shipping a new version of one service") is visible on each order.
+    # one (docs/deploy.md, "Shipping a new version of one service") is visible on each order.
     fulfilment_version: str = "v1"
 
 

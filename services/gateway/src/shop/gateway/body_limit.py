@@ -2,8 +2,9 @@
 that in memory: checked on Content-Length before anything is read, and counted as a streamed
 (chunked) body arrives. Beyond it the answer is 413 and nothing was started.
 
-Behind a front proxy, set the same limits there too (nginx `client_max_body_size`, see the
-README): it refuses the body before it crosses the network to the gateway."""
+Behind a front proxy, set the same limits there too (nginx `client_max_body_size`, see
+docs/architecture.md, "Security"): it refuses the body before it crosses the network to the
+gateway."""
 
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
