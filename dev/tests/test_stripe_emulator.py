@@ -11,6 +11,7 @@ import pytest
 import stripe
 import uvicorn
 from fastapi import FastAPI
+from starlette.requests import ClientDisconnect
 
 from shop.dev.eventually import eventually
 from shop.dev.stripe_emulator import create_app
@@ -369,3 +370,40 @@ def test_an_unknown_refund_reason_is_refused(client: stripe.StripeClient) -> Non
         refund_of(client, intent.id, reason="changed_mind")
     assert caught.value.http_status == 400 and caught.value.param == "reason"
     assert client.v1.refunds.list(params={"payment_intent": intent.id}).data == []
+
+
+async def test_a_call_whose_client_left_before_its_body_was_read_keeps_no_answer(
+    app: FastAPI, client: stripe.StripeClient
+) -> None:
+    """Once the client has gone (a payments process killed while its call waited on a slow
+    Stripe), uvicorn answers the body's read with http.disconnect: nothing may be kept under
+    the key then, or the client's retry, with the body, would get an idempotency error."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/payment_intents",
+        "raw_path": b"/v1/payment_intents",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"authorization", b"Bearer sk_test_unit"),
+            (b"idempotency-key", b"k-gone"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+        ],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 80),
+    }
+
+    async def gone() -> dict[str, str]:
+        return {"type": "http.disconnect"}
+
+    async def unheard(_: object) -> None:
+        pass
+
+    with pytest.raises(ClientDisconnect):
+        await app(scope, gone, unheard)
+    assert "k-gone" not in app.state.ledger.replies
+    assert charge(client, "k-gone", metadata={"order_id": "ord_gone"}).status == "succeeded"

@@ -13,6 +13,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,9 +37,13 @@ async def drop(send: Send) -> None:
 
 
 async def read_body(receive: Receive) -> bytes:
+    """The request's body; ClientDisconnect when the client has gone (uvicorn says so even
+    when the body had arrived), so that no answer is kept for a key on a body never read."""
     chunks = []
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)
