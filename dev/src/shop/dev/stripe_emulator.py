@@ -131,7 +131,7 @@ def create_app(
 
     @app.exception_handler(StripeError)
     async def stripe_error(_: Request, e: StripeError) -> JSONResponse:
-        return JSONResponse({"error": e.body}, status_code=e.status)
+        return e.response()
 
     async def params_of(request: Request) -> dict[str, Any]:
         form = await request.form()

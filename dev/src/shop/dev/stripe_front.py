@@ -10,23 +10,19 @@ CPU it takes from the shop on the bench's shared cores (Stripe's own servers wou
 import asyncio
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-if TYPE_CHECKING:
-    from shop.dev.stripe_ledger import Ledger
+from shop.dev.stripe_ledger import Ledger
+from shop.dev.stripe_params import StripeError
 
 
 class Dropped(Exception):
     """Raised mid-response so the server closes the connection without a complete answer."""
-
-
-def stripe_error(type_: str, message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": {"type": type_, "message": message}}, status_code=status)
 
 
 async def drop(send: Send) -> None:
@@ -54,7 +50,7 @@ async def ignore(_: Message) -> None:
 
 
 class StripeFront:
-    def __init__(self, app: ASGIApp, ledger: "Ledger") -> None:
+    def __init__(self, app: ASGIApp, ledger: Ledger) -> None:
         self.app, self.ledger = app, ledger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -67,7 +63,7 @@ class StripeFront:
             await asyncio.sleep(f.latency_ms / 1000)
         if f.fail_next and post:
             f.fail_next -= 1
-            await stripe_error("api_error", "emulated outage", 500)(scope, receive, send)
+            await StripeError(500, "api_error", "emulated outage").response()(scope, receive, send)
         elif f.drop_next and post:  # the call is made (and kept), its answer lost on the way
             f.drop_next -= 1
             await self.keyed(scope, receive, ignore)
@@ -80,8 +76,8 @@ class StripeFront:
         request again gets the first answer (replayed), a different one an error."""
         headers = Headers(scope=scope)
         if not headers.get("authorization", "").startswith("Bearer sk_"):
-            refused = stripe_error("invalid_request_error", "Invalid API Key provided.", 401)
-            await refused(scope, receive, send)
+            refused = StripeError(401, "invalid_request_error", "Invalid API Key provided.")
+            await refused.response()(scope, receive, send)
             return
         key = headers.get("idempotency-key")
         if scope["method"] != "POST" or not key:
@@ -94,12 +90,12 @@ class StripeFront:
             if key in ledger.replies:
                 seen, status, reply = ledger.replies[key]
                 if seen != fingerprint:
-                    answer = stripe_error(
+                    answer = StripeError(
+                        400,
                         "idempotency_error",
                         "Keys for idempotent requests can only be used with the same "
                         f"parameters they were first used with. Key: {key}",
-                        400,
-                    )
+                    ).response()
                 else:
                     replayed = {"Idempotent-Replayed": "true", "Idempotency-Key": key}
                     answer = JSONResponse(reply, status_code=status, headers=replayed)

@@ -3,11 +3,17 @@ status and `error` body)."""
 
 from typing import Any
 
+from starlette.responses import JSONResponse
+
 
 class StripeError(Exception):
     def __init__(self, status: int, type_: str, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.status, self.body = status, {"type": type_, "message": message, **extra}
+
+    def response(self) -> JSONResponse:
+        """Stripe's answer to it: its status, and the error under `error`."""
+        return JSONResponse({"error": self.body}, status_code=self.status)
 
 
 def as_int(params: dict[str, Any], name: str) -> int:

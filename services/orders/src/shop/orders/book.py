@@ -54,7 +54,9 @@ async def still_open(conn: AsyncConnection[Any]) -> None:
     retries on the next one."""
     if conn.closed:
         raise psycopg.OperationalError("the connection is closed")
-    if select.select([conn.fileno()], [], [], 0)[0]:
+    waiting = select.poll()  # not select(): it refuses a descriptor numbered 1024 or more
+    waiting.register(conn.fileno(), select.POLLIN)
+    if waiting.poll(0):
         await conn.close()  # so that the pool drops it, where it would put it back as good
         raise psycopg.OperationalError("PostgreSQL closed the connection")
 
