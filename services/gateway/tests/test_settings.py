@@ -4,7 +4,9 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from shop.gateway.settings import DEV_ADMIN_TOKEN, DEV_WEBHOOK_SECRET, GatewaySettings
+from shop.gateway.settings import GatewaySettings
+from shop.shared.ownership import DEV_ADMIN_TOKEN
+from shop.shared.stripe_webhook import DEV_WEBHOOK_SECRET
 
 TOKEN = "9f8e2c41d7b35a06e1c9f4b28d6a7e30"  # as `openssl rand -hex 16` prints one
 WEBHOOK_SECRET = "whsec_7Qm2XcVb9LkP4sRt1YwZ8nHd3FgJ6aEu"

@@ -1,5 +1,7 @@
-from shop.gateway.timeline import timeline
-from shop.shared.contracts.fulfilment import FulfilmentResult, OrderStatus
+from typing import get_args
+
+from shop.gateway.timeline import STEPS, timeline
+from shop.shared.contracts.fulfilment import FINAL_STATES, FulfilmentResult, OrderStatus, Step
 
 
 def status(**fields: object) -> OrderStatus:
@@ -54,3 +56,10 @@ def test_the_bank_step_is_not_listed_once_past_it_nor_for_a_failure_there() -> N
     steps = timeline(status(status="failed", step="failed", result=result))
     assert [s.state for s in steps] == ["done", "failed"]
     assert "authentication failed" in steps[-1].label
+
+
+def test_the_page_lists_every_step_a_run_reports_in_their_order() -> None:
+    on_the_way = [step for step in get_args(Step) if step != "pending"]
+    listed = [step for step, _ in STEPS]
+    ends = [step for step in on_the_way if step in FINAL_STATES - {"completed"}]
+    assert listed + ends == on_the_way

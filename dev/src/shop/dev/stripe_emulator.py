@@ -54,8 +54,9 @@ from shop.dev.stripe_ledger import Ledger, new_id
 from shop.dev.stripe_lists import created_filter, event_filter, get_event, page
 from shop.dev.stripe_params import StripeError, flag
 from shop.dev.stripe_refunds import refund
-from shop.dev.stripe_webhooks import DEFAULT_SECRET, EventStore, Retry, Webhooks
+from shop.dev.stripe_webhooks import EventStore, Retry, Webhooks
 from shop.shared.settings import secrets_dir
+from shop.shared.stripe_webhook import DEV_WEBHOOK_SECRET
 
 
 class Authentication(BaseModel):
@@ -69,7 +70,7 @@ def create_app(
     *,
     public_url: str | None = None,
     webhook_url: str | None = None,
-    webhook_secret: str = DEFAULT_SECRET,
+    webhook_secret: str = DEV_WEBHOOK_SECRET,
     webhook_retry: Retry | None = None,
     webhook_events: frozenset[str] | None = None,
 ) -> FastAPI:
@@ -301,9 +302,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--webhook-secret",
-        default=webhook_secret_setting() or DEFAULT_SECRET,
+        default=webhook_secret_setting() or DEV_WEBHOOK_SECRET,
         help="the endpoint's signing secret (default: STRIPE_WEBHOOK_SECRET, else the file "
-        f"stripe_webhook_secret in the secrets folder, else {DEFAULT_SECRET})",
+        f"stripe_webhook_secret in the secrets folder, else {DEV_WEBHOOK_SECRET})",
     )
     parser.add_argument(
         "--webhook-events",

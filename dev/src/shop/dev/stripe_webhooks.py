@@ -28,7 +28,6 @@ log = logging.getLogger("shop.dev.stripe_webhooks")
 
 # The API version events are rendered in: the one the pinned stripe SDK speaks.
 API_VERSION = "2026-10-28.endive"
-DEFAULT_SECRET = "whsec_shop_dev"
 
 
 def new_id(prefix: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from shop.shared.contracts.fulfilment import OrderStatus
+from shop.shared.contracts.fulfilment import OrderStatus, Step
 from shop.shared.settings import ShopSettings
 
 CHANNEL = "shop:order-progress"
@@ -19,8 +19,7 @@ HISTORY_TTL_SECONDS = 3600
 
 # Steps after which an order waits without working: its cancellation window, and the customer's
 # bank (3-D Secure). Admission control counts only the orders that are working.
-RESERVED, AUTHENTICATING = "reserved", "authenticating"
-WAITING_STEPS = frozenset({RESERVED, AUTHENTICATING})
+WAITING_STEPS: frozenset[Step] = frozenset({"reserved", "authenticating"})
 
 
 def valkey(settings: ShopSettings, **options: Any) -> redis.Redis:

@@ -16,7 +16,13 @@ from restate.server_context import restate_context_is_replaying
 from shop.fulfilment.settings import settings
 from shop.shared import calls
 from shop.shared import progress_feed as feed
-from shop.shared.contracts.fulfilment import FulfilmentResult, Order, OrderState, OrderStatus
+from shop.shared.contracts.fulfilment import (
+    FulfilmentResult,
+    Order,
+    OrderState,
+    OrderStatus,
+    Step,
+)
 from shop.shared.contracts.orders import BookEntry, BookOrder
 from shop.shared.telemetry import (
     counted_from_zero,
@@ -105,12 +111,13 @@ class Progress:
         self.book: BookOrder | None = book  # goes with the first entry only
         self.placed_at = book.placed_at  # an order's duration ends at its final push
         self.booked: Booked = ("pending", False)  # what the book was last sent
-        self.seq, self.step = 0, "pending"
+        self.seq = 0
+        self.step: Step = "pending"
         self.pushed: asyncio.Task[bool] | None = None  # the latest push; the next one follows it
 
     async def __call__(
         self,
-        step: str,
+        step: Step,
         percent: int,
         message: str,
         status: OrderState = "running",
@@ -143,7 +150,7 @@ class Progress:
         # throughput, bench/orders.py).
         # One-way: journaled (so sent exactly once), never waited for, so the book costs the
         # order no round trip, and a book that cannot write (PostgreSQL down) delays nothing.
-        booked = (status, step == feed.AUTHENTICATING)
+        booked = (status, step == "authenticating")
         if booked != self.booked:
             calls.record(self.ctx, book_entry(update, self.book))
             self.book, self.booked = None, booked

@@ -13,15 +13,18 @@ here instead of starting over.
 """
 
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, cast
 
 import restate
-from restate import TerminalError, WorkflowContext, WorkflowSharedContext
+from restate import RestateDurableFuture, TerminalError, WorkflowContext, WorkflowSharedContext
 
 from shop.fulfilment.progress import STATUS_KEY, Progress
 from shop.fulfilment.settings import ORDER_RETENTION, settings
 from shop.shared import calls, names
+from shop.shared.calls import Reply
 from shop.shared.catalog import CATALOG, priced_lines
 from shop.shared.contracts.common import money
 from shop.shared.contracts.email import EmailKind, EmailRequest
@@ -36,9 +39,8 @@ from shop.shared.contracts.fulfilment import (
 )
 from shop.shared.contracts.inventory import Reservation
 from shop.shared.contracts.orders import BookOrder
-from shop.shared.contracts.payments import Charge, ChargeRequest
+from shop.shared.contracts.payments import Charge, ChargeRequest, Refund
 from shop.shared.ownership import secret_matches
-from shop.shared.progress_feed import AUTHENTICATING, RESERVED
 
 fulfilment = restate.Workflow(names.FULFILMENT)
 log = restate.getLogger(__name__)  # silent while the workflow replays
@@ -170,7 +172,7 @@ async def confirm_with_bank(ctx: WorkflowContext, progress: Progress, charge: Ch
         raise TerminalError("the bank asks for a confirmation this shop cannot show")
     timeout = await ctx.run_typed("payment-auth-timeout-seconds", payment_auth_timeout)
     await progress(
-        AUTHENTICATING,
+        "authenticating",
         15,
         "Confirm the payment with your bank",
         cancellable=True,
@@ -179,7 +181,7 @@ async def confirm_with_bank(ctx: WorkflowContext, progress: Progress, charge: Ch
     deadline = ctx.sleep(timedelta(seconds=timeout), name="payment-auth-timeout")
     cancel = ctx.promise(CANCEL, type_hint=str).value()
     for round_ in range(AUTH_ROUNDS + 1):
-        waits = {"timeout": deadline, "cancel": cancel}
+        waits: dict[str, RestateDurableFuture[Any]] = {"timeout": deadline, "cancel": cancel}
         if round_ < AUTH_ROUNDS:  # then only the deadline, when Stripe is asked once more
             if round_:
                 ctx.set(AUTH_ROUND, round_)  # where payment_authenticated sends the next event
@@ -206,17 +208,26 @@ async def confirm_with_bank(ctx: WorkflowContext, progress: Progress, charge: Ch
 async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
     if ctx.key() != order.order_id:
         raise TerminalError("order_id does not match the workflow key", status_code=400)
-    order = priced(order)
-    # Steps that do not need each other's answers are sent together and awaited after, so
-    # each costs no round trip to Restate of its own: the owner's digest, the window's
-    # length and the authorization; later, the look for a cancel and the decision to fulfil.
+    saga, authorized, window = await receive(ctx, priced(order))
+    try:
+        await saga.hold_and_reserve(authorized, window)
+        # Only this run resolves OUTCOME, so it cannot fail: the capture need not wait for
+        # Restate's answer; the journal has the decision before the capture either way.
+        decided = ctx.promise(OUTCOME, type_hint=str).resolve("fulfilling")
+    except TerminalError as e:
+        return await saga.unwind(e, decided=False)
+    return await saga.fulfil(decided)
+
+
+async def receive(ctx: WorkflowContext, order: Order) -> tuple["Saga", Reply[Charge], float]:
+    """Takes the order: keeps its owner, reports it received and asks for the authorization.
+    Steps that do not need each other's answers are sent together and awaited after, so each
+    costs no round trip to Restate of its own: the owner's digest, the window's length and the
+    authorization (awaited by the saga)."""
     owner_kept = ctx.promise(OWNER, type_hint=str).resolve(order.secret_digest or "")
     window_read = ctx.run_typed("cancel-window-seconds", cancel_window)
     progress = Progress(ctx, order, await book_order(ctx, order))
     await progress("received", 5, received_message(), cancellable=True)
-    total = money(order.total_cents, order.currency)
-    lines = sorted(order.lines, key=lambda line: line.product_id)  # one order, on every replay
-    undo: list[Callable[[], Awaitable[object]]] = []
     authorized = calls.authorize(
         ctx,
         ChargeRequest(
@@ -229,50 +240,98 @@ async def run(ctx: WorkflowContext, order: Order) -> FulfilmentResult:
     )
     window = await window_read  # runs while the authorization is on its way
     await owner_kept
-    try:
-        charge = await authorized
-        undo.append(lambda: calls.refund(ctx, charge))  # voids an unconfirmed intent too
-        if charge.status == "requires_action":
-            charge = await confirm_with_bank(ctx, progress, charge)
-        await progress("authorized", 25, f"{total} held on your card", cancellable=True)
+    return Saga(ctx, order, progress), authorized, window
+
+
+Undo = Callable[[], Awaitable[object]]
+
+
+class Saga:
+    """One order's steps and their undos: each undo is registered before its step runs, and
+    on a terminal failure or a cancel they run in reverse order (`unwind`)."""
+
+    def __init__(self, ctx: WorkflowContext, order: Order, progress: Progress) -> None:
+        self.ctx, self.order, self.progress = ctx, order, progress
+        self.undo: list[Undo] = []
+        self.total = money(order.total_cents, order.currency)
+        # One order, on every replay.
+        self.lines = sorted(order.lines, key=lambda line: line.product_id)
+        self.charge: Charge | None = None  # the payment as it last stood
+
+    async def hold_and_reserve(self, authorized: Reply[Charge], window: float) -> None:
+        """The money held (confirmed with the bank if it asks), every line's stock reserved,
+        then the customer's cancellation window: all undone for free, nothing charged yet."""
+        ctx, order, progress = self.ctx, self.order, self.progress
+        self.charge = await authorized
+        self.undo.append(self.refund)
+        if self.charge.status == "requires_action":
+            self.charge = await confirm_with_bank(ctx, progress, self.charge)
+        await progress("authorized", 25, f"{self.total} held on your card", cancellable=True)
         # Every line at once (one SKU object each); a line's release is queued behind its
         # reserve on that SKU, so undoing a line whose reserve is still running is safe.
         reservations = []
-        for line in lines:
+        for line in self.lines:
             sku = line.product_id
-            undo.append(lambda sku=sku: calls.release(ctx, sku, order.order_id))
+            self.undo.append(functools.partial(calls.release, ctx, sku, order.order_id))
             reservation = Reservation(order_id=order.order_id, quantity=line.quantity)
             reservations.append(calls.reserve(ctx, sku, reservation))
         cancel_seen = ctx.promise(CANCEL, type_hint=str).peek() if window <= 0 else None
         for reserved in reservations:
             await reserved
-        await progress(
-            RESERVED, 45, f"Stock reserved; you can cancel for {window:g}s", cancellable=True
-        )
+        message = f"Stock reserved; you can cancel for {window:g}s"
+        await progress("reserved", 45, message, cancellable=True)
         await wait_out_cancel_window(ctx, window, cancel_seen)
-        # Only this run resolves OUTCOME, so it cannot fail: the capture need not wait for
-        # Restate's answer; the journal has the decision before the capture either way.
-        decided = ctx.promise(OUTCOME, type_hint=str).resolve("fulfilling")
-    except TerminalError as e:
-        return await unwind(ctx, order, progress, undo, e, decided=False)
 
-    await progress("capturing", 55, "Capturing the payment")
-    try:
-        charge = await calls.capture(ctx, charge)
-    except TerminalError as e:  # e.g. the hold expired: give everything back
-        return await unwind(ctx, order, progress, undo, e, decided=True)
-    await decided
-    await progress("charged", 70, f"{total} charged")
-    # The stock leaves the shelf while the confirmation is mailed: neither waits for the other.
-    commits = [calls.commit(ctx, line.product_id, order.order_id) for line in lines]
-    mailed = await notify(ctx, order, "confirmation", None)
-    for committed in commits:
-        await committed
-    result = FulfilmentResult(
-        order_id=order.order_id, status="completed", payment_intent_id=charge.payment_intent_id
-    )
-    await progress("completed", 100, f"Order complete; confirmation {mailed}", "completed", result)
-    return result
+    def refund(self) -> Reply[Refund]:
+        """The payment as it stands when undone: voids an intent not captured yet."""
+        assert self.charge is not None  # registered once the authorization answered
+        return calls.refund(self.ctx, self.charge)
+
+    async def fulfil(self, decided: Awaitable[None]) -> FulfilmentResult:
+        """Capture, then the stock leaves the shelf and the confirmation is mailed. A refused
+        capture (e.g. the hold expired) gives everything back."""
+        ctx, order, progress = self.ctx, self.order, self.progress
+        assert self.charge is not None  # held by hold_and_reserve
+        await progress("capturing", 55, "Capturing the payment")
+        try:
+            self.charge = await calls.capture(ctx, self.charge)
+        except TerminalError as e:
+            return await self.unwind(e, decided=True)
+        await decided
+        await progress("charged", 70, f"{self.total} charged")
+        # Neither waits for the other.
+        commits = [calls.commit(ctx, line.product_id, order.order_id) for line in self.lines]
+        mailed = await notify(ctx, order, "confirmation", None)
+        for committed in commits:
+            await committed
+        result = FulfilmentResult(
+            order_id=order.order_id,
+            status="completed",
+            payment_intent_id=self.charge.payment_intent_id,
+        )
+        message = f"Order complete; confirmation {mailed}"
+        await progress("completed", 100, message, "completed", result)
+        return result
+
+    async def unwind(self, error: TerminalError, decided: bool) -> FulfilmentResult:
+        """The undos in reverse order, then the customer told (a failure's mail within its
+        address's quota) and the final status reported."""
+        ctx, order, progress = self.ctx, self.order, self.progress
+        cancelled = isinstance(error, OrderCancelled)
+        status: Literal["cancelled", "failed"] = "cancelled" if cancelled else "failed"
+        if not decided:
+            await ctx.promise(OUTCOME, type_hint=str).resolve(status)
+        for step in reversed(self.undo):
+            await step()
+        mailed = "email not sent: this address had enough of them lately"
+        if status != "failed" or await may_mail_failure(ctx, order):
+            mailed = await notify(ctx, order, status, error.message)
+        result = FulfilmentResult(
+            order_id=order.order_id, status=status, reason=error.message, last_step=progress.step
+        )
+        title = "Order cancelled" if status == "cancelled" else "Order failed"
+        await progress(status, 100, f"{title}; {mailed}", status, result)
+        return result
 
 
 async def may_mail_failure(ctx: WorkflowContext, order: Order) -> bool:
@@ -280,30 +339,6 @@ async def may_mail_failure(ctx: WorkflowContext, order: Order) -> bool:
     nothing to try, so without one anybody could have the shop mail anyone without end)."""
     quota = await calls.take_mail_quota(ctx, order.customer_email, order.order_id)
     return quota.allowed
-
-
-async def unwind(
-    ctx: WorkflowContext,
-    order: Order,
-    progress: Progress,
-    undo: list[Callable[[], Awaitable[object]]],
-    error: TerminalError,
-    decided: bool,
-) -> FulfilmentResult:
-    status: CancelOutcome = "cancelled" if isinstance(error, OrderCancelled) else "failed"
-    if not decided:
-        await ctx.promise(OUTCOME, type_hint=str).resolve(status)
-    for step in reversed(undo):
-        await step()
-    mailed = "email not sent: this address had enough of them lately"
-    if status != "failed" or await may_mail_failure(ctx, order):
-        mailed = await notify(ctx, order, status, error.message)
-    result = FulfilmentResult(
-        order_id=order.order_id, status=status, reason=error.message, last_step=progress.step
-    )
-    title = "Order cancelled" if status == "cancelled" else "Order failed"
-    await progress(status, 100, f"{title}; {mailed}", status, result)
-    return result
 
 
 @fulfilment.handler()
@@ -329,7 +364,7 @@ async def payment_authenticated(ctx: WorkflowSharedContext, event: PaymentEvent)
     promise is resolved once (a duplicate or late event changes nothing). The customer learns
     where to confirm only from that step's status, so no event can come before it."""
     status = await ctx.get(STATUS_KEY, type_hint=OrderStatus)
-    if status is None or status.step != AUTHENTICATING:
+    if status is None or status.step != "authenticating":
         return
     round_ = await ctx.get(AUTH_ROUND, type_hint=int) or 0
     with contextlib.suppress(TerminalError):  # resolved before: the first event stands
@@ -381,4 +416,5 @@ async def cancel_run(ctx: WorkflowSharedContext) -> CancelReply:
         with contextlib.suppress(TerminalError):  # asked before: the first request stands
             await ctx.promise(CANCEL, type_hint=str).resolve("requested")
         outcome = await ctx.promise(OUTCOME, type_hint=str).value()
-    return CancelReply(order_id=ctx.key(), outcome=outcome)
+    # Only the run resolves OUTCOME, and always with a CancelOutcome.
+    return CancelReply(order_id=ctx.key(), outcome=cast(CancelOutcome, outcome))

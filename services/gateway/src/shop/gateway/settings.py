@@ -6,11 +6,11 @@ from pydantic import Field, SecretStr, model_validator
 
 from shop.shared.ownership import DEV_ADMIN_TOKEN
 from shop.shared.settings import ShopSettings
+from shop.shared.stripe_webhook import DEV_WEBHOOK_SECRET
 
 log = logging.getLogger(__name__)
 
 # The local stack's Stripe webhook signing secret (the emulator signs with it): dev mode only.
-DEV_WEBHOOK_SECRET = "whsec_shop_dev"
 # Outside dev mode: an admin token as long as `openssl rand -hex 16` prints, and a webhook
 # secret in Stripe's format (whsec_ and at least 24 base64 characters). A placeholder copied
 # from an example (replace-me, changeme...) never starts production.

@@ -23,14 +23,10 @@ from shop.gateway.orders import ORDER_ID_PATTERN
 from shop.gateway.responses import BAD_WEBHOOK, STRIPE_EVENT, UNAVAILABLE, merge
 from shop.shared.contracts.fulfilment import PaymentEvent
 from shop.shared.stripe_keys import made_by_order
+from shop.shared.stripe_webhook import WAKING_EVENTS
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-
-# What Stripe sends when a 3-D Secure check ends: confirmed (the amount can be captured), or not.
-WAKING_EVENTS = frozenset(
-    {"payment_intent.amount_capturable_updated", "payment_intent.payment_failed"}
-)
 
 
 class WebhookReceipt(BaseModel):

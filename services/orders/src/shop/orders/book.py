@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from shop.orders.settings import DatabaseSettings
 from shop.shared.contracts.common import OrderLine, money
-from shop.shared.contracts.fulfilment import FINAL_STATES, FulfilmentResult, OrderStatus
+from shop.shared.contracts.fulfilment import FINAL_STATES, FulfilmentResult, OrderStatus, Step
 from shop.shared.contracts.orders import (
     REFUNDED_STATES,
     ActionRecord,
@@ -38,7 +38,6 @@ from shop.shared.contracts.orders import (
     decode_cursor,
     encode_cursor,
 )
-from shop.shared.progress_feed import AUTHENTICATING
 
 SUMMARY = (
     "o.order_id, o.status, o.customer_email, o.total_cents, o.currency, o.created_at, o.updated_at"
@@ -128,6 +127,9 @@ async def record(conn: AsyncConnection[Any], entry: BookEntry) -> bool:
         return known.rowcount > 0 or await exists(conn, entry.order_id)
 
 
+BANK: Step = "authenticating"  # 3-D Secure: the order waits for the customer's bank
+
+
 async def running_orders(conn: AsyncConnection[Any]) -> dict[str, tuple[int, float]]:
     """Orders running, by what they wait for ("bank": 3-D Secure, "none"): how many, and the
     longest time one has gone since its last status change (seconds)."""
@@ -135,7 +137,7 @@ async def running_orders(conn: AsyncConnection[Any]) -> dict[str, tuple[int, flo
         "SELECT CASE WHEN step = %s THEN 'bank' ELSE 'none' END, count(*),"
         " extract(epoch FROM clock_timestamp() - min(updated_at))::float8"
         " FROM orders WHERE status = 'running' GROUP BY 1",
-        (AUTHENTICATING,),
+        (BANK,),
     )
     return {waiting: (count, longest) for waiting, count, longest in await cur.fetchall()}
 

@@ -11,6 +11,22 @@ from shop.shared.contracts.common import OrderLine
 
 OrderState = Literal["pending", "running", "completed", "failed", "cancelled"]
 FINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+# An order's steps, in the order a run takes them: `pending` until it reports, then
+# `authenticating` only when the bank asks for 3-D Secure, and `reserved` while the customer
+# may cancel. A run that does not complete ends at `failed` or `cancelled`. A new step is an
+# output a running gateway may not know: add it as docs/deploy.md says (expand, migrate).
+Step = Literal[
+    "pending",
+    "received",
+    "authenticating",
+    "authorized",
+    "reserved",
+    "capturing",
+    "charged",
+    "completed",
+    "failed",
+    "cancelled",
+]
 
 
 class Order(BaseModel):
@@ -39,7 +55,7 @@ class FulfilmentResult(BaseModel):
     status: OrderState
     payment_intent_id: str | None = None
     reason: str | None = None
-    last_step: str | None = Field(None, description="The last step reached before a failure.")
+    last_step: Step | None = Field(None, description="The last step reached before a failure.")
 
 
 class OrderStatus(BaseModel):
@@ -47,7 +63,7 @@ class OrderStatus(BaseModel):
 
     order_id: str
     status: OrderState
-    step: str
+    step: Step
     percent: int = Field(ge=0, le=100)
     message: str
     seq: int = Field(ge=0, description="Position in the order's progress; the SSE event id.")
