@@ -86,13 +86,13 @@ async def test_a_real_refused_port_fails_over_to_a_listening_node(node_up: str) 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         node_down = f"http://127.0.0.1:{s.getsockname()[1]}"  # bound, not listening: refused
-        async with restate_client(f"{node_down}, {node_up}", httpx.Timeout(5)) as client:
+        async with restate_client([node_down, node_up], httpx.Timeout(5)) as client:
             response = await client.get("/restate/health")
     assert response.text == "ok"
     assert str(response.request.url) == f"{node_up}/restate/health"
 
 
 def test_one_url_is_a_plain_client() -> None:
-    client = restate_client("http://127.0.0.1:8080", httpx.Timeout(1))
+    client = restate_client(["http://127.0.0.1:8080"], httpx.Timeout(1))
     assert not isinstance(client._transport, Failover)
     assert client.base_url == "http://127.0.0.1:8080"

@@ -3,10 +3,10 @@
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from restate.retry_policy import InvocationRetryPolicy
 
 
@@ -22,13 +22,28 @@ def secrets_dir() -> Path | None:
     return default if default.is_dir() else None
 
 
+def split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+# A list set as one comma-separated string (`a,b`), not pydantic-settings' JSON.
+CommaSeparated = Annotated[list[str], NoDecode, BeforeValidator(split_commas)]
+
+
 class ShopSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", secrets_dir=secrets_dir())
 
-    # One URL each, or, for a Restate cluster, several comma-separated (any node answers for
-    # the whole cluster; the next is tried when one cannot be reached).
-    restate_ingress_url: str = "http://127.0.0.1:8080"
-    restate_admin_url: str = "http://127.0.0.1:9070"
+    # RESTATE_INGRESS_URL, RESTATE_ADMIN_URL: one URL each, or, for a Restate cluster, several
+    # comma-separated (any node answers for the whole cluster; the next is tried when one
+    # cannot be reached).
+    restate_ingress_urls: CommaSeparated = Field(
+        ["http://127.0.0.1:8080"], validation_alias="restate_ingress_url", min_length=1
+    )
+    restate_admin_urls: CommaSeparated = Field(
+        ["http://127.0.0.1:9070"], validation_alias="restate_admin_url", min_length=1
+    )
     valkey_url: str = "redis://127.0.0.1:6379/0"
     # VALKEY_PASSWORD: Valkey's `requirepass` (compose, k8s); none for the dev stack's, which
     # listens on loopback only.
@@ -56,7 +71,7 @@ class ServiceSettings(ShopSettings):
     restate_register_force: bool = False
     # RESTATE_IDENTITY_KEYS: comma-separated `publickeyv1_...` keys; the service accepts only
     # requests the Restate server signed with one of them (several during a key rotation).
-    restate_identity_keys: str = ""
+    identity_keys: CommaSeparated = Field([], validation_alias="restate_identity_keys")
     # A step that keeps failing (Stripe or the mail server answering errors) is retried with
     # a growing delay, then paused for an operator (resume, retry now, kill) rather than
     # retried forever: by default after 20 attempts, about 14 minutes.
@@ -74,14 +89,6 @@ class ServiceSettings(ShopSettings):
             max_attempts=self.retry_max_attempts,
             on_max_attempts="pause",
         )
-
-    @property
-    def restate_admin_urls(self) -> list[str]:
-        return [url.strip() for url in self.restate_admin_url.split(",") if url.strip()]
-
-    @property
-    def identity_keys(self) -> list[str]:
-        return [key.strip() for key in self.restate_identity_keys.split(",") if key.strip()]
 
     @property
     def deployment_url(self) -> str:

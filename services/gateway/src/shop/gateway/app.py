@@ -35,7 +35,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         timeout = httpx.Timeout(settings.restate_timeout_seconds)
         pool = 200  # connections to the ingress; RestateIngress queues what is beyond them
         limits = httpx.Limits(max_connections=pool, max_keepalive_connections=50)
-        async with restate_client(settings.restate_ingress_url, timeout, limits) as ingress:
+        async with restate_client(settings.restate_ingress_urls, timeout, limits) as ingress:
             in_flight = InFlight(settings.max_orders_in_flight, settings.order_in_flight_seconds)
             hub = ProgressHub(
                 settings,

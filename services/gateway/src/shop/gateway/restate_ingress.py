@@ -107,11 +107,10 @@ class Failover(httpx.AsyncBaseTransport):
 
 
 def restate_client(
-    urls: str, timeout: httpx.Timeout, limits: httpx.Limits | None = None
+    nodes: list[str], timeout: httpx.Timeout, limits: httpx.Limits | None = None
 ) -> httpx.AsyncClient:
-    """A client for RESTATE_INGRESS_URL or RESTATE_ADMIN_URL: one URL, or several
-    comma-separated (the nodes of a cluster, same path on each), failing over between them."""
-    nodes = [url.strip() for url in urls.split(",") if url.strip()]
+    """A client for Restate's ingress or admin API: one URL, or several (the nodes of a
+    cluster, same path on each), failing over between them."""
     pool = {"limits": limits} if limits else {}  # else httpx's default pool
     if len(nodes) == 1:
         return httpx.AsyncClient(base_url=nodes[0], timeout=timeout, **pool)
