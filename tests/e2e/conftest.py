@@ -1,8 +1,11 @@
 """One real stack per test session: Restate, Valkey, SMTP, the Stripe emulator and the five
 services, on free ports in a temporary folder, started by the same code as `./task dev`."""
 
+import functools
 import json
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,6 +36,16 @@ CANCEL_WINDOW_SECONDS = 1
 # other 3-D Secure tests to answer well before it.
 PAYMENT_AUTH_TIMEOUT_SECONDS = 20
 MAX_ORDERS_IN_FLIGHT = 20  # per gateway; test_overload goes beyond it
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here drives a whole stack: marked e2e, so `pytest -m "not e2e"` (the fast
+    loop) leaves them out."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session", params=sorted(MODES))
@@ -90,7 +103,7 @@ class Restate:
     def __init__(self, admin_url: str) -> None:
         self.admin_url = admin_url
 
-    def query(self, sql: str) -> list[dict[str, object]]:
+    def query(self, sql: str) -> list[dict[str, Any]]:
         response = httpx.post(
             f"{self.admin_url}/query",
             json={"query": sql},
@@ -153,15 +166,17 @@ def invariants(
     put_back(stack)
     for order_id, email in PLACED[first:]:
         status = final_status(gateway, order_id, timeout=90)["status"]
-        record = eventually(lambda o=order_id: booked(gateway, admin, o), what="in the book")
+        record = eventually(functools.partial(booked, gateway, admin, order_id), what="in the book")
         book_agrees(record, status)
         kept, held = money_kept(stripe_api, order_id)
         expected = record["total_cents"] - record["refunded_cents"] if status == "completed" else 0
         assert kept == expected and not held, (order_id, status, kept, expected, held)
         refunds = len(refunds_done(record))
-        received = eventually(
-            lambda o=order_id, e=email, n=1 + refunds: n if len(mail.received(e, o)) >= n else None
-        )
+
+        def all_received(o: str = order_id, e: str = email, n: int = 1 + refunds) -> int | None:
+            return n if len(mail.received(e, o)) >= n else None
+
+        received = eventually(all_received)
         subjects = sorted(m["Subject"] for m in mail.received(email, order_id).values())
         assert len(subjects) == received, (order_id, subjects)
         assert sum(SUBJECT_WORD[status] in s for s in subjects) == 1, (status, subjects)

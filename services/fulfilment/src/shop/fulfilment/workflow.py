@@ -416,5 +416,9 @@ async def cancel_run(ctx: WorkflowSharedContext) -> CancelReply:
         with contextlib.suppress(TerminalError):  # asked before: the first request stands
             await ctx.promise(CANCEL, type_hint=str).resolve("requested")
         outcome = await ctx.promise(OUTCOME, type_hint=str).value()
+    if outcome == "fulfilling":  # decided before the capture, which may have been refused
+        status = await ctx.get(STATUS_KEY, type_hint=OrderStatus)
+        if status is not None and status.status == "failed":
+            outcome = "failed"
     # Only the run resolves OUTCOME, and always with a CancelOutcome.
     return CancelReply(order_id=ctx.key(), outcome=cast(CancelOutcome, outcome))
