@@ -4,7 +4,11 @@ schemathesis reads /openapi.json from the running stack and runs as its CLI does
 coverage, fuzzing, then stateful sequences that feed one answer into the next request), every
 operation but the SSE streams (they end only with the order), the admin ones with the admin
 token, and all its checks on every answer: no server error, and no status code, content type,
-header or body the document does not list.
+header or body the document does not list. Every JSON success body is validated against the
+schema of its response model (formats too): the document describes each one (checked before
+the run), and every such answer of the run is counted as checked. The admin operations declare
+their security schemes, so `ignored_auth` sends them again without credentials and with wrong
+ones, and expects a refusal.
 
 One check is told what the document cannot say: `positive_data_acceptance` (a request the
 schema allows must be accepted) also takes a 422 from the three operations whose rules a JSON
@@ -40,6 +44,8 @@ SSE = r"/(events|stream)$"
 # The defaults of positive_data_acceptance, and 422.
 ACCEPTED_OR_422 = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
 SIGNED_ONLY = ["2xx", "400"]  # a generated event carries no valid Stripe-Signature
+# Liveness and readiness (the app's own probes) answer small bodies the document leaves open.
+OPEN_BODIES = {"GET /healthz", "GET /readyz"}
 
 
 def config(admin_token: str) -> SchemathesisConfig:
@@ -47,6 +53,11 @@ def config(admin_token: str) -> SchemathesisConfig:
         {
             "headers": {"Authorization": f"Bearer {admin_token}"},
             "request-timeout": 15,
+            # All checks run; these two are named for what they hold the gateway to here.
+            "checks": {
+                "response_schema_conformance": {"enabled": True, "validate-formats": True},
+                "ignored_auth": {"enabled": True},
+            },
             "continue-on-failure": True,  # every failure of an operation, not just its first
             "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
             "operations": [
@@ -83,9 +94,17 @@ def test_every_answer_is_one_the_document_lists(
     document = schemathesis.openapi.from_url(
         f"{stack.gateway_url}/openapi.json", config=config(stack.shared_env()["ADMIN_TOKEN"])
     )
-    failures, placed, answered = run(document.exclude(path_regex=SSE))
+    described = success_bodies(document.raw_schema)
+    undescribed = {label for label, schema in described.items() if schema is None}
+    assert undescribed <= OPEN_BODIES, (
+        f"JSON success bodies the document leaves open: {undescribed}"
+    )
+    failures, placed, answered, checked = run(document.exclude(path_regex=SSE))
     print(
         f"schemathesis: {sum(answered.values())} requests, answers {dict(sorted(answered.items()))}"
+    )
+    print(
+        "schemathesis: JSON success bodies validated, by operation:", dict(sorted(checked.items()))
     )
 
     for order_id in placed:  # the generated orders end, then the stock is as it was
@@ -97,14 +116,40 @@ def test_every_answer_is_one_the_document_lists(
 
     assert not failures, "\n\n".join(failures)
     assert answered, "schemathesis sent nothing"
+    # Each JSON success was validated against a schema of its own (not an open object).
+    typed = {label for label, schema in described.items() if schema is not None}
+    assert set(checked) - OPEN_BODIES <= typed, set(checked) - OPEN_BODIES - typed
+    assert {"POST /api/orders", "GET /api/products", "GET /api/admin/orders"} <= set(checked)
 
 
-def run(schema: Any) -> tuple[list[str], list[str], dict[int, int]]:
+def success_bodies(raw: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """Each operation's JSON success schemas by label (`POST /api/orders`): None where the
+    document describes the body as any object, or not at all. (Not the SSE streams.)"""
+    out: dict[str, dict[str, Any] | None] = {}
+    components = raw["components"]["schemas"]
+    for path, methods in raw["paths"].items():
+        for method, operation in methods.items():
+            for code, response in operation["responses"].items():
+                content = response.get("content", {})
+                if not code.startswith("2") or "text/event-stream" in content:
+                    continue
+                if (body := content.get("application/json")) is None:
+                    continue
+                schema = body["schema"].get("items", body["schema"])  # or a list of them
+                ref = schema.get("$ref", "").removeprefix("#/components/schemas/")
+                has_keys = ref in components and components[ref].get("properties")
+                out[f"{method.upper()} {path}"] = schema if has_keys else None
+    return out
+
+
+def run(schema: Any) -> tuple[list[str], list[str], dict[int, int], dict[str, int]]:
     """The failures found (readably, with a curl command to reproduce each), the orders the
-    run placed, and how many answers it got of each status code."""
+    run placed, how many answers it got of each status code, and how many JSON success
+    bodies of each operation were validated against the document's schema."""
     failures: list[str] = []
     placed: list[str] = []
     answered: dict[int, int] = {}
+    checked: dict[str, int] = {}
     for event in schemathesis.engine.from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished | events.FuzzScenarioFinished):
             recorder = event.recorder
@@ -119,7 +164,9 @@ def run(schema: Any) -> tuple[list[str], list[str], dict[int, int]]:
                     202,
                 ):
                     placed.append(json.loads(answer.content)["order_id"])
-            for checks in recorder.checks.values():
+            for case_id, checks in recorder.checks.items():
+                if (label := validated_success(recorder, case_id)) is not None:
+                    checked[label] = checked.get(label, 0) + 1
                 for check in checks:
                     if check.status == Status.FAILURE and check.failure_info is not None:
                         failure, sample = check.failure_info.failure, check.failure_info.code_sample
@@ -132,4 +179,21 @@ def run(schema: Any) -> tuple[list[str], list[str], dict[int, int]]:
         elif isinstance(event, events.EngineFinished):
             failures.extend(f"{failure.title}: {failure.message}" for failure in event.failures)
             print(f"schemathesis: {event.stop_reason} after {event.running_time:.1f}s")
-    return failures, sorted(set(placed)), answered
+    return failures, sorted(set(placed)), answered, checked
+
+
+def validated_success(recorder: Any, case_id: str) -> str | None:
+    """The operation, when the case's answer was a JSON success whose body the run validated
+    against the document's schema."""
+    interaction = recorder.interactions.get(case_id)
+    answer = interaction.response if interaction is not None else None
+    if answer is None or not 200 <= answer.status_code < 300:
+        return None
+    if not (answer.headers.get("content-type") or [""])[0].startswith("application/json"):
+        return None
+    conforms = any(
+        check.name == "response_schema_conformance" and check.status == Status.SUCCESS
+        for check in recorder.checks[case_id]
+    )
+    label: str = recorder.cases[case_id].value.operation.label
+    return label if conforms else None

@@ -3,8 +3,17 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
+from shop.gateway.answers import (
+    Cancelled,
+    Cancelling,
+    OrderPlaced,
+    OrderProgress,
+    ProductOnSale,
+    ReconciliationStarted,
+    RefundStarted,
+)
 from shop.gateway.book import OrderListQuery, csv_rows
 from shop.gateway.deps import (
     Admit,
@@ -66,21 +75,11 @@ RefundId = Annotated[str, Path(pattern=REFUND_ID_PATTERN)]
 ReconciliationId = Annotated[str, Path(pattern=RECONCILIATION_ID_PATTERN)]
 
 
-# What no status body shows (they are public to anyone with the order's id): the progress
-# seq is the SSE event id, the payment's id is for operators only, and a pushed status's
-# stepped_at is for the push lag metric.
+# What no progress event shows (they are public to anyone with the order's id): the progress
+# seq is the SSE event's id already, the payment's id is for operators only, and a pushed
+# status's stepped_at is for the push lag metric. (The status's answer, OrderProgress, leaves
+# out the same.)
 NOT_PUBLIC: dict[str, Any] = {"seq": True, "stepped_at": True, "result": {"payment_intent_id"}}
-
-
-def status_body(status: OrderStatus) -> dict[str, Any]:
-    body = status.model_dump(exclude=NOT_PUBLIC)
-    if status.action_url is None:  # there only while the customer's bank waits for them
-        del body["action_url"]
-    if status.result is None:
-        del body["result"]
-    elif status.result.reason:
-        body["reason"] = status.result.reason
-    return body
 
 
 @router.post(
@@ -96,26 +95,21 @@ async def place_order(
     admission: Admit,
     settings: Settings,
     idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
-) -> dict[str, str]:
+) -> OrderPlaced:
     """Starts the order. `order_secret` is what cancelling it takes (the `Order-Secret`
     header): keep it. The same Idempotency-Key with the same body answers with the same order
     again, without `order_secret`: only the request that placed the order is given it."""
     site = site_of(request, settings)
     placed = await place(ingress, admission, order, idempotency_key, site)
-    order_id = placed.order_id
-    secret = {"order_secret": placed.secret} if placed.secret else {}
-    return {
-        "order_id": order_id,
-        **secret,
-        "status_url": f"/api/orders/{order_id}",
-        "events_url": f"/api/orders/{order_id}/events",
-        "cancel_url": f"/api/orders/{order_id}/cancel",
-    }
+    return OrderPlaced.of(placed.order_id, placed.secret or None)
 
 
 @router.get("/orders/{order_id}", responses=merge(UNKNOWN_ORDER, INVALID, UNAVAILABLE))
-async def get_order(order_id: OrderId, ingress: Ingress) -> dict[str, Any]:
-    return status_body(await ingress.order_status(order_id))
+async def get_order(order_id: OrderId, ingress: Ingress) -> OrderProgress:
+    """Where the order is: `result` (and `reason`, if it failed or was cancelled) once it has
+    ended, `action_url` while the customer's bank waits for them. By id alone: nothing in it
+    names the customer."""
+    return OrderProgress.of(await ingress.order_status(order_id))
 
 
 @router.get(
@@ -145,11 +139,14 @@ async def order_events(
     responses=merge(CANCELLED, CANCELLING, NOT_YOURS, TOO_LATE, INVALID, UNAVAILABLE),
 )
 async def cancel_order(
-    order_id: OrderId, ingress: Ingress, order_secret: Annotated[str | None, Header()] = None
-) -> JSONResponse:
+    order_id: OrderId,
+    ingress: Ingress,
+    response: Response,
+    order_secret: Annotated[str | None, Header()] = None,
+) -> Cancelled | Cancelling:
     """202 while the cancellation unwinds the order; 409 once it is fulfilled or failed;
     404 without the order's secret (`Order-Secret` header), as for an unknown order."""
-    return cancel_answer(order_id, await ingress.cancel_order(order_id, order_secret))
+    return cancel_answer(order_id, await ingress.cancel_order(order_id, order_secret), response)
 
 
 @router.post(
@@ -160,37 +157,27 @@ async def cancel_order(
         CANCELLED, CANCELLING, ADMIN_ONLY, UNKNOWN_ORDER, TOO_LATE, INVALID, UNAVAILABLE
     ),
 )
-async def cancel_any_order(order_id: OrderId, ingress: Ingress) -> JSONResponse:
+async def cancel_any_order(
+    order_id: OrderId, ingress: Ingress, response: Response
+) -> Cancelled | Cancelling:
     """An operator cancels any unfinished order, without its secret."""
-    return cancel_answer(order_id, await ingress.cancel_as_operator(order_id))
+    return cancel_answer(order_id, await ingress.cancel_as_operator(order_id), response)
 
 
-def cancel_answer(order_id: str, outcome: str) -> JSONResponse:
+def cancel_answer(order_id: str, outcome: str, response: Response) -> Cancelled | Cancelling:
+    """200 cancelled already, 202 cancelling; otherwise too late (409)."""
     if outcome == "cancelled":
-        return JSONResponse({"order_id": order_id, "status": "cancelled"})
+        return Cancelled(order_id=order_id)
     if outcome == "cancelling":
-        body = {
-            "order_id": order_id,
-            "status": "cancelling",
-            "status_url": f"/api/orders/{order_id}",
-        }
-        return JSONResponse(body, status_code=202)
-    return JSONResponse({"error": f"too late to cancel: the order is {outcome}"}, status_code=409)
+        response.status_code = 202
+        return Cancelling(order_id=order_id, status_url=f"/api/orders/{order_id}")
+    raise HTTPException(409, f"too late to cancel: the order is {outcome}")
 
 
 @router.get("/products", responses=UNAVAILABLE)
-async def list_products(ingress: Ingress) -> list[dict[str, Any]]:
+async def list_products(ingress: Ingress) -> list[ProductOnSale]:
     stock = await ingress.all_stock()
-    return [
-        {
-            "product_id": p.product_id,
-            "name": p.name,
-            "price_cents": p.price_cents,
-            "currency": p.currency,
-            **stock[p.product_id].model_dump(exclude={"sku"}),  # available, reserved, sold...
-        }
-        for p in PRODUCTS
-    ]
+    return [ProductOnSale.of(p, stock[p.product_id]) for p in PRODUCTS]
 
 
 @router.put(
@@ -259,17 +246,17 @@ async def refund_order(
     refund: RefundRequest,
     ingress: Ingress,
     idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
-) -> dict[str, str]:
+) -> RefundStarted:
     """Gives money back for a completed order (all that is left without `amount_cents`), and
     with `restock` its items back on the shelf; the customer is mailed. The refund runs on its
     own: `status_url` says how it ends. The same Idempotency-Key with the same body is the
     same refund; with another body, 422."""
     refund_id = await ingress.refund(order_id, refund_ask(refund, idempotency_key))
-    return {
-        "refund_id": refund_id,
-        "order_id": order_id,
-        "status_url": f"/api/admin/orders/{order_id}/refunds/{refund_id}",
-    }
+    return RefundStarted(
+        refund_id=refund_id,
+        order_id=order_id,
+        status_url=f"/api/admin/orders/{order_id}/refunds/{refund_id}",
+    )
 
 
 @router.get(
@@ -288,12 +275,14 @@ async def refund_status(order_id: OrderId, refund_id: RefundId, ingress: Ingress
     dependencies=[Depends(require_admin)],
     responses=merge(MALFORMED_JSON, ADMIN_ONLY, INVALID, UNAVAILABLE),
 )
-async def reconcile(window: ReconciliationRequest, ingress: Ingress) -> dict[str, str]:
+async def reconcile(window: ReconciliationRequest, ingress: Ingress) -> ReconciliationStarted:
     """Compares Stripe with the book over [since, until): reports, never fixes. The run goes
     on by itself; `status_url` has its report."""
     started = await ingress.reconcile(reconciliation_ask(window))
     rid = started.reconciliation_id
-    return {"reconciliation_id": rid, "status_url": f"/api/admin/reconciliations/{rid}"}
+    return ReconciliationStarted(
+        reconciliation_id=rid, status_url=f"/api/admin/reconciliations/{rid}"
+    )
 
 
 @router.get(

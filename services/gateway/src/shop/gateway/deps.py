@@ -11,7 +11,15 @@ import secrets
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import (
+    HTTPAuthorizationCredentials,
+    HTTPBasic,
+    HTTPBasicCredentials,
+    HTTPBearer,
+)
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.requests import HTTPConnection
 
 from shop.gateway.admission import InFlight
 from shop.gateway.client_limits import ClientLimits
@@ -97,19 +105,50 @@ async def shed_when_overloaded(admission: Admit) -> None:
     admission.in_flight.check(admission.hub.connected)
 
 
-def admin_authorized(authorization: str | None, token: str) -> bool:
-    """`Bearer <token>` (API clients) or HTTP Basic with the token as password (browsers)."""
-    if not authorization:
-        return False
-    scheme, _, credentials = authorization.partition(" ")
-    if scheme.lower() == "basic":
+class OperatorPageBasic(HTTPBasic):
+    """HTTP Basic as a browser sends it. Credentials it cannot read (not base64, not UTF-8)
+    are none at all, so that require_admin answers them as it answers a missing token:
+    FastAPI's HTTPBasic raises its own 401 for those, even without auto_error."""
+
+    # As HTTPBasic's own __call__, which answers HTTPBasicCredentials too (not HTTPBase's type).
+    async def __call__(  # type: ignore[override]
+        self, request: HTTPConnection
+    ) -> HTTPBasicCredentials | None:
+        scheme, credentials = get_authorization_scheme_param(request.headers.get("Authorization"))
+        if scheme.lower() != "basic":
+            return None
         try:
-            credentials = base64.b64decode(credentials, validate=True).decode().partition(":")[2]
-        except ValueError:
-            return False
-    elif scheme.lower() != "bearer":
-        return False
-    return secrets.compare_digest(credentials.encode(), token.encode())
+            decoded = base64.b64decode(credentials, validate=True).decode()
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+            return None
+        username, _, password = decoded.partition(":")
+        return HTTPBasicCredentials(username=username, password=password)
+
+
+# The operators' two ways in, for the OpenAPI document's security schemes too. Neither answers
+# by itself (auto_error=False): require_admin answers 401 for both, with the Basic challenge.
+admin_bearer = HTTPBearer(
+    scheme_name="AdminToken",
+    description="`Authorization: Bearer <ADMIN_TOKEN>`: API clients.",
+    auto_error=False,
+)
+admin_basic = OperatorPageBasic(
+    scheme_name="OperatorPage",
+    realm="shop admin",
+    description="HTTP Basic with ADMIN_TOKEN as the password (any user name): the operator "
+    "pages, in a browser. An action (not a read) also needs the page's `X-CSRF-Token`.",
+    auto_error=False,
+)
+AdminBearer = Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)]
+AdminBasic = Annotated[HTTPBasicCredentials | None, Depends(admin_basic)]
+
+
+def admin_authorized(
+    bearer: HTTPAuthorizationCredentials | None, basic: HTTPBasicCredentials | None, token: str
+) -> bool:
+    """`Bearer <token>` (API clients) or HTTP Basic with the token as password (browsers)."""
+    sent = bearer.credentials if bearer else basic.password if basic else None
+    return sent is not None and secrets.compare_digest(sent.encode(), token.encode())
 
 
 def csrf_token(admin_token: str) -> str:
@@ -129,35 +168,30 @@ def cross_site(request: Request) -> bool:
 
 
 async def require_admin(
-    request: Request, settings: Settings, authorization: Annotated[str | None, Header()] = None
+    request: Request, settings: Settings, bearer: AdminBearer, basic: AdminBasic
 ) -> None:
     """The operators' token; and for an action (not a read), a request from no other site,
     and, from a browser (Basic), the page's CSRF token. A Bearer token is never sent by a
     browser on its own, so API clients need neither."""
     token = settings.admin_token.get_secret_value()
-    if not admin_authorized(authorization, token):
-        challenge = 'Basic realm="shop admin"'  # lets a browser ask for it
-        raise HTTPException(401, "missing or wrong admin token", {"WWW-Authenticate": challenge})
+    if not admin_authorized(bearer, basic, token):
+        # `Basic realm="shop admin"`: lets a browser ask for it
+        challenge = admin_basic.make_authenticate_headers()
+        raise HTTPException(401, "missing or wrong admin token", challenge)
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
     if cross_site(request):
         raise HTTPException(403, "cross-site request refused")
-    browser = (authorization or "").lower().startswith("basic ")
     sent = request.headers.get("x-csrf-token", "")
-    if browser and not hmac.compare_digest(sent.encode(), csrf_token(token).encode()):
+    if basic is not None and not hmac.compare_digest(sent.encode(), csrf_token(token).encode()):
         raise HTTPException(403, "missing or wrong CSRF token: act from the operator page")
 
 
-async def operator_name(authorization: Annotated[str | None, Header()] = None) -> str:
+async def operator_name(basic: AdminBasic) -> str:
     """Which admin credential acts, for the record (never the credential): the Basic user
     name a browser gave, or `api` for the Bearer token."""
-    scheme, _, credentials = (authorization or "").partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            user = base64.b64decode(credentials, validate=True).decode().partition(":")[0]
-        except ValueError:
-            user = ""
-        return f"operator page ({user[:64] or 'no name'})"
+    if basic is not None:
+        return f"operator page ({basic.username[:64] or 'no name'})"
     return "api (Bearer token)"
 
 

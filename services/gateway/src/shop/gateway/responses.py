@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from shop.gateway.answers import Cancelled, Cancelling
+
 Responses = dict[int | str, dict[str, Any]]
 
 
@@ -97,11 +99,12 @@ NOT_REFUNDABLE: Responses = {
         "refund (`error` says which, and how much is left)."
     )
 }
-CANCELLED: Responses = {200: {"description": "The order is cancelled already."}}
+CANCELLED: Responses = {200: {"description": "The order is cancelled already.", "model": Cancelled}}
 CANCELLING: Responses = {
     202: {
         "description": "Cancelling: the order unwinds (hold voided, stock released); "
         "`status_url` shows when it is done.",
+        "model": Cancelling,
     }
 }
 BAD_WEBHOOK: Responses = {

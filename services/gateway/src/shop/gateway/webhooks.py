@@ -14,9 +14,8 @@ import time
 from typing import Annotated, Any
 
 import stripe
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from fastapi import APIRouter, Header, HTTPException, Request
+from pydantic import BaseModel, ConfigDict
 
 from shop.gateway.deps import Ingress, Settings
 from shop.gateway.orders import ORDER_ID_PATTERN
@@ -32,13 +31,15 @@ router = APIRouter()
 class WebhookReceipt(BaseModel):
     """Stripe needs only the 2xx; the body says what came of the event, for whoever looks."""
 
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)  # always sent
+
     received: bool = True
     delivered: bool
     note: str
 
 
-def refused(why: str) -> JSONResponse:
-    return JSONResponse({"error": f"webhook refused: {why}"}, status_code=400)
+def refused(why: str) -> HTTPException:
+    return HTTPException(400, f"webhook refused: {why}")
 
 
 def signed_in_the_future(header: str | None) -> bool:
@@ -62,7 +63,6 @@ def order_of(event: dict[str, Any]) -> str | None:
 
 @router.post(
     "/webhooks/stripe",
-    response_model=WebhookReceipt,
     responses=merge(BAD_WEBHOOK, UNAVAILABLE),
     # The body is read raw (the signature covers its exact bytes), so it is documented here.
     openapi_extra={"requestBody": STRIPE_EVENT},
@@ -72,14 +72,14 @@ async def stripe_webhook(
     ingress: Ingress,
     settings: Settings,
     stripe_signature: Annotated[str | None, Header()] = None,
-) -> WebhookReceipt | JSONResponse:
+) -> WebhookReceipt:
     """Stripe's events about payments (`payment_intent.amount_capturable_updated`,
     `payment_intent.payment_failed`) wake the order named by the intent's
     `metadata[order_id]`; other events, and events about no known order, are acknowledged and
     ignored. 400 when the `Stripe-Signature` does not verify."""
     secret = settings.stripe_webhook_secret.get_secret_value()
     if signed_in_the_future(stripe_signature):
-        return refused("the Stripe-Signature's timestamp is in the future")
+        raise refused("the Stripe-Signature's timestamp is in the future")
     payload = await request.body()
     # Verified, then read as plain JSON: the SDK's construct_event also builds its Event
     # object from it (turned back into a dict here), 5% of the gateway's CPU per order.
@@ -89,11 +89,11 @@ async def stripe_webhook(
         body = json.loads(payload)
     except stripe.SignatureVerificationError as e:
         log.warning("Stripe webhook refused: %s", e.user_message)
-        return refused(f"the Stripe-Signature does not verify ({e.user_message})")
-    except ValueError:  # signed, yet not UTF-8 JSON
-        return refused("the body is not a Stripe event")
+        raise refused(f"the Stripe-Signature does not verify ({e.user_message})") from e
+    except ValueError as e:  # signed, yet not UTF-8 JSON
+        raise refused("the body is not a Stripe event") from e
     if not isinstance(body, dict) or body.get("object") != "event":
-        return refused("the body is not a Stripe event")
+        raise refused("the body is not a Stripe event")
     event_id, event_type = body.get("id"), body.get("type")
     if event_type not in WAKING_EVENTS or not isinstance(event_id, str):
         return WebhookReceipt(delivered=False, note=f"ignored: {event_type} is not awaited")
