@@ -44,7 +44,7 @@ def library(path: str) -> str:
 def where(raw: str) -> tuple[int, Counter, Counter]:
     """py-spy's raw output (one stack per line, root first, then its count): the samples, and
     their counts by the library and by the function on the CPU (the leaf frame)."""
-    total, libraries, functions = 0, Counter(), Counter()
+    total, libraries, functions = 0, Counter[str](), Counter[str]()
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():

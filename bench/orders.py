@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -115,13 +115,21 @@ def post_script(body: bytes, delay_ms: float | None = None) -> str:
     return lua
 
 
+def wrk_line(pattern: str, output: str) -> re.Match[str]:
+    """The line of wrk's output that the pattern finds (there must be one)."""
+    match = re.search(pattern, output)
+    if match is None:
+        raise ValueError(f"no {pattern!r} in wrk's output:\n{output}")
+    return match
+
+
 def wrk_rate(output: str) -> float:
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    return float(wrk_line(r"Requests/sec:\s+([\d.]+)", output).group(1))
 
 
 def wrk_ms(output: str, line: str) -> float:
     """A latency from wrk's output (`50%` of --latency), in ms."""
-    value, unit = re.search(rf"{line}\s+([\d.]+)(us|ms|s)\b", output).groups()  # type: ignore[union-attr]
+    value, unit = wrk_line(rf"{line}\s+([\d.]+)(us|ms|s)\b", output).groups()
     return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
 
@@ -130,7 +138,7 @@ SOCKET_ERRORS = r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout
 
 def wrk_counts(output: str) -> tuple[int, int]:
     """(requests sent, non-2xx answers or socket errors)."""
-    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    total = int(wrk_line(r"(\d+) requests in", output).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = re.search(SOCKET_ERRORS, output)
     failed = int(non2xx.group(1)) if non2xx else 0
@@ -156,7 +164,8 @@ class Skeleton:
 
     def __init__(self, stack: Stack, session: aiohttp.ClientSession) -> None:
         self.stack, self.session = stack, session
-        self.shed, self.done = 0, {}
+        self.shed = 0
+        self.done: dict[str, float] = {}
         self.workflow = f"{skeleton.PREFIX}OrderFulfilment"
 
     async def order(self) -> float | None:
@@ -392,7 +401,10 @@ class Tally:
 
     def __init__(self, source: "Shop | Skeleton", cpu: Cpu) -> None:
         self.source, self.cpu = source, cpu
-        self.seconds, self.latencies, self.in_time, self.used = 0.0, [], [], Counter()
+        self.seconds = 0.0
+        self.latencies: list[float] = []
+        self.in_time: list[float] = []
+        self.used: defaultdict[str, float] = defaultdict(float)  # CPU seconds by process
 
     async def round(self, clients: int, seconds: float) -> None:
         before = self.cpu.read()
@@ -409,7 +421,8 @@ class Tally:
 
     def per_order(self) -> dict[str, float]:
         """ms of CPU per order of each process, the largest first."""
-        return {n: s * 1000 / len(self.latencies) for n, s in self.used.most_common()}
+        largest_first = sorted(self.used.items(), key=lambda used: used[1], reverse=True)
+        return {n: s * 1000 / len(self.latencies) for n, s in largest_first}
 
     def figures(self) -> str:
         p50, p99 = pct(self.latencies, 50) * 1000, pct(self.latencies, 99) * 1000
@@ -458,9 +471,9 @@ async def the_orders(
             f"  shop: {rate:.1f} orders/s = {rate / bare_loop.rate:.2f}x the skeleton's ="
             f" {rate / floor:.3f}x the no-op calls/s; {shop_loop.figures()} ({shop.shed} shed)"
         )
-        used = shop_loop.per_order()
-        providers = {name: used.pop(name) for name in PROVIDERS}
-        ours = ", ".join(f"{n} {ms:.1f}" for n, ms in used.items())
+        per_order = shop_loop.per_order()
+        providers = {name: per_order.pop(name) for name in PROVIDERS}
+        ours = ", ".join(f"{n} {ms:.1f}" for n, ms in per_order.items())
         beside = ", ".join(f"{n} {ms:.1f}" for n, ms in providers.items())
         print(f"  shop CPU per order (ms): {ours}; beside it, the emulated providers: {beside}")
         lags = await asyncio.to_thread(book_lag, stack, dict(shop.done))

@@ -33,6 +33,7 @@ from shop.shared import names
 
 if TYPE_CHECKING:
     from shop.dev.stack import Stack
+    from shop.shared.serve import RestateService
 
 PREFIX = "Skeleton"
 RENAMED = ("FULFILMENT", "PAYMENTS", "INVENTORY", "EMAIL", "ORDERS")
@@ -50,17 +51,17 @@ def rename() -> None:
             setattr(names, name, PREFIX + value)
 
 
-def fulfilment() -> list[object]:
+def fulfilment() -> "list[RestateService]":
     from shop.fulfilment import progress, workflow
 
     async def no_push(status: Any, at: float) -> bool:
         return True  # the live progress push (Valkey) is a side effect: left out
 
-    progress.publish = no_push  # type: ignore[assignment]  # the one side effect in-process
+    progress.publish = no_push  # the one side effect in-process
     return [workflow.fulfilment]
 
 
-def payments() -> list[object]:
+def payments() -> "list[RestateService]":
     from shop.shared.contracts.payments import Charge, ChargeRequest
 
     service = restate.Service(names.PAYMENTS)
@@ -87,7 +88,7 @@ def payments() -> list[object]:
     return [service]
 
 
-def inventory() -> list[object]:
+def inventory() -> "list[RestateService]":
     from shop.shared.contracts.common import OrderRef
     from shop.shared.contracts.inventory import Reservation, ReservationResult, StockLevel
 
@@ -113,7 +114,7 @@ def inventory() -> list[object]:
     return [service]
 
 
-def email() -> list[object]:
+def email() -> "list[RestateService]":
     from shop.shared.contracts.email import EmailReceipt, EmailRequest
 
     service = restate.Service(names.EMAIL)
@@ -128,7 +129,7 @@ def email() -> list[object]:
     return [service]
 
 
-def orders() -> list[object]:
+def orders() -> "list[RestateService]":
     from shop.shared.contracts.orders import BookEntry
 
     service = restate.VirtualObject(names.ORDERS)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import stripe
+from stripe.params import PaymentIntentListParams
 
 FINAL = {"completed", "failed", "cancelled"}
 # A completed order's status in the book once money went back.
@@ -26,9 +27,21 @@ def stripe_client(stripe_url: str) -> stripe.StripeClient:
     return stripe.StripeClient("sk_test_e2e", base_addresses={"api": stripe_url})
 
 
+class IntentListParams(PaymentIntentListParams, total=False):
+    """Stripe's parameters of a list of PaymentIntents, and the Stripe emulator's own filter
+    on their metadata (Stripe's API finds intents by metadata with its search instead)."""
+
+    metadata: dict[str, str]
+
+
+def of_order(order_id: str) -> IntentListParams:
+    """The order's PaymentIntents (the payments service tags each with its order id)."""
+    return {"metadata": {"order_id": order_id}}
+
+
 def money_kept(stripe_api: stripe.StripeClient, order_id: str) -> tuple[int, bool]:
     """Cents the shop keeps for an order (captured minus refunded), and whether a hold remains."""
-    intents = stripe_api.v1.payment_intents.list(params={"metadata": {"order_id": order_id}})
+    intents = stripe_api.v1.payment_intents.list(params=of_order(order_id))
     kept, held = 0, False
     for intent in intents.data:
         held = held or intent.status == "requires_capture"

@@ -60,6 +60,6 @@ def test_one_node_is_the_program_restate_as_before(tmp_path) -> None:
     assert stack.shared_env()["RESTATE_INGRESS_URL"] == stack.ingress_url
 
 
-def test_only_one_or_three_nodes() -> None:
+def test_only_one_or_three_nodes(tmp_path) -> None:
     with pytest.raises(ValueError, match="1 or 3"):
-        Stack(state=None, cluster=2)  # type: ignore[arg-type]
+        Stack(state=tmp_path, cluster=2)

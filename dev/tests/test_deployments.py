@@ -9,8 +9,16 @@ import pytest
 from shop.dev.deployments import Admin, AdminError, drain, version_env
 from shop.dev.stack import Ports, Stack
 
-OLD = {"id": "dp_old1", "uri": "http://127.0.0.1:9081/", "services": [{"name": "OrderFulfilment"}]}
-NEW = {"id": "dp_new2", "uri": "http://127.0.0.1:9181/", "services": [{"name": "OrderFulfilment"}]}
+OLD: dict[str, Any] = {
+    "id": "dp_old1",
+    "uri": "http://127.0.0.1:9081/",
+    "services": [{"name": "OrderFulfilment"}],
+}
+NEW: dict[str, Any] = {
+    "id": "dp_new2",
+    "uri": "http://127.0.0.1:9181/",
+    "services": [{"name": "OrderFulfilment"}],
+}
 
 
 class FakeAdmin(Admin):
@@ -18,7 +26,8 @@ class FakeAdmin(Admin):
 
     def __init__(self, newest: str, pinned: list[list[dict[str, Any]]]) -> None:
         super().__init__("http://admin.invalid")
-        self.newest, self.answers, self.calls = newest, pinned, []
+        self.newest, self.answers = newest, pinned
+        self.calls: list[str] = []
 
     def deployments(self) -> list[dict[str, Any]]:
         return [OLD, NEW] if "delete" not in self.calls else [NEW]

@@ -4,7 +4,7 @@ through the official SDK as the payments service uses it."""
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -27,23 +27,44 @@ def client(base: str) -> stripe.StripeClient:
     return stripe.StripeClient("sk_test_unit", base_addresses={"api": base}, max_network_retries=0)
 
 
+class AuthorizeParams(TypedDict, total=False):
+    """What a test adds to `authorize`'s intent."""
+
+    return_url: str
+    off_session: bool
+
+
 def authorize(
-    client: stripe.StripeClient, method: str = "pm_card_threeDSecure2Required", **params: Any
+    client: stripe.StripeClient,
+    method: str = "pm_card_threeDSecure2Required",
+    key: str | None = None,
+    **params: Unpack[AuthorizeParams],
 ) -> stripe.PaymentIntent:
     """As the payments service authorizes: manual capture, confirmed at once."""
-    key = params.pop("key", None) or uuid.uuid4().hex
     return client.v1.payment_intents.create(
         params={
             "amount": 1250,
             "currency": "eur",
             "payment_method": method,
-            "payment_method_types": ["card"],
+            "allowed_payment_method_types": ["card"],
             "capture_method": "manual",
             "confirm": True,
             **params,
         },
-        options={"idempotency_key": key},
+        options={"idempotency_key": key or uuid.uuid4().hex},
     )
+
+
+def redirect(intent: stripe.PaymentIntent) -> stripe.PaymentIntent.NextAction.RedirectToUrl:
+    """Where an intent in requires_action sends the customer."""
+    assert intent.next_action is not None and intent.next_action.redirect_to_url is not None
+    return intent.next_action.redirect_to_url
+
+
+def bank_page(intent: stripe.PaymentIntent) -> str:
+    url = redirect(intent).url
+    assert url is not None
+    return url
 
 
 @pytest.mark.parametrize("method", THREE_DS_CARDS)
@@ -66,8 +87,8 @@ def test_a_3ds_card_asks_for_a_redirect(
 
 def test_without_a_return_url_it_is_null(client: stripe.StripeClient, base: str) -> None:
     intent = authorize(client)
-    assert intent.next_action.redirect_to_url.return_url is None
-    assert intent.next_action.redirect_to_url.url == f"{base}/3ds/{intent.id}"
+    assert redirect(intent).return_url is None
+    assert redirect(intent).url == f"{base}/3ds/{intent.id}"
 
 
 def test_the_same_key_replays_the_same_requires_action(client: stripe.StripeClient) -> None:
@@ -75,6 +96,7 @@ def test_the_same_key_replays_the_same_requires_action(client: stripe.StripeClie
     first = authorize(client, key=key, return_url="http://shop.test/r")
     second = authorize(client, key=key, return_url="http://shop.test/r")
     assert first.id == second.id and first.to_dict() == second.to_dict()
+    assert second.last_response is not None
     assert second.last_response.headers.get("Idempotent-Replayed") == "true"
 
 
@@ -150,7 +172,7 @@ def test_the_bank_page_shows_the_amount_and_two_forms(
     client: stripe.StripeClient, base: str
 ) -> None:
     intent = authorize(client)
-    page = httpx.get(intent.next_action.redirect_to_url.url)
+    page = httpx.get(bank_page(intent))
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "Confirm the payment with your bank" in page.text
     assert "12.50 EUR" in page.text
@@ -204,9 +226,7 @@ def test_the_public_url_is_where_the_page_is_said_to_be(serve: Any) -> None:
             "sk_test_unit", base_addresses={"api": url}, max_network_retries=0
         )
         intent = authorize(client)
-        assert intent.next_action.redirect_to_url.url == (
-            f"http://stripe.example:12111/3ds/{intent.id}"
-        )
+        assert redirect(intent).url == (f"http://stripe.example:12111/3ds/{intent.id}")
 
 
 def test_an_intent_waiting_for_its_customer_survives_a_restart(serve: Any, tmp_path: Path) -> None:

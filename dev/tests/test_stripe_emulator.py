@@ -6,12 +6,19 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal, TypedDict, Unpack
 
 import pytest
 import stripe
 import uvicorn
 from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
+from stripe.params import (
+    PaymentIntentCreateParams,
+    PaymentIntentListParams,
+    PaymentIntentListParamsCreated,
+    RefundCreateParams,
+)
 
 from shop.dev.eventually import eventually
 from shop.dev.stripe_emulator import create_app
@@ -65,11 +72,33 @@ def ledger(app: FastAPI) -> Ledger:
     return app.state.ledger
 
 
-def charge(client: stripe.StripeClient, key: str, **params: object) -> stripe.PaymentIntent:
-    base = {"amount": 1000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}
+class ChargeParams(TypedDict, total=False):
+    """What a test changes of `charge`'s intent."""
+
+    amount: int
+    payment_method: str
+    capture_method: Literal["automatic", "manual"]
+    metadata: dict[str, str]
+
+
+class IntentListParams(PaymentIntentListParams, total=False):
+    """Stripe's parameters of a list of PaymentIntents, and the emulator's own filter on their
+    metadata."""
+
+    metadata: dict[str, str]
+
+
+def charge(
+    client: stripe.StripeClient, key: str, **params: Unpack[ChargeParams]
+) -> stripe.PaymentIntent:
+    base: PaymentIntentCreateParams = {
+        "amount": 1000,
+        "currency": "eur",
+        "payment_method": "pm_card_visa",
+        "confirm": True,
+    }
     return client.v1.payment_intents.create(
-        params={**base, **params},  # type: ignore[arg-type]
-        options={"idempotency_key": key},
+        params={**base, **params}, options={"idempotency_key": key}
     )
 
 
@@ -91,7 +120,7 @@ def test_same_key_same_params_replays_the_same_intent(client: stripe.StripeClien
     first = charge(client, "k-replay", metadata={"order_id": "ord_r"})
     second = charge(client, "k-replay", metadata={"order_id": "ord_r"})
     assert first.id == second.id
-    listed = client.v1.payment_intents.list(params={"metadata": {"order_id": "ord_r"}})
+    listed = client.v1.payment_intents.list(params=IntentListParams(metadata={"order_id": "ord_r"}))
     assert [i.id for i in listed.data] == [first.id]
 
 
@@ -144,7 +173,9 @@ def test_outage_then_retry_with_the_same_key_charges_once(client: stripe.StripeC
         charge(client, "k-outage", metadata={"order_id": "ord_outage"})
     intent = charge(client, "k-outage", metadata={"order_id": "ord_outage"})
     assert intent.status == "succeeded"
-    listed = client.v1.payment_intents.list(params={"metadata": {"order_id": "ord_outage"}})
+    listed = client.v1.payment_intents.list(
+        params=IntentListParams(metadata={"order_id": "ord_outage"})
+    )
     assert len(listed.data) == 1
 
 
@@ -153,7 +184,9 @@ def test_dropped_answer_is_replayed_on_retry(client: stripe.StripeClient) -> Non
     with pytest.raises(stripe.APIConnectionError):
         charge(client, "k-drop", metadata={"order_id": "ord_drop"})
     # The charge was recorded before the connection dropped; the retry replays it.
-    listed = client.v1.payment_intents.list(params={"metadata": {"order_id": "ord_drop"}})
+    listed = client.v1.payment_intents.list(
+        params=IntentListParams(metadata={"order_id": "ord_drop"})
+    )
     assert len(listed.data) == 1
     assert charge(client, "k-drop", metadata={"order_id": "ord_drop"}).id == listed.data[0].id
 
@@ -163,17 +196,17 @@ def test_auto_pagination_walks_every_intent_once_newest_first(
 ) -> None:
     tag = {"batch": uuid.uuid4().hex}  # these 25 only (made within the same second or two)
     made = [charge(client, f"k-page-{tag['batch']}-{n}", metadata=tag).id for n in range(25)]
-    first = client.v1.payment_intents.list(params={"metadata": tag, "limit": 10})
+    first = client.v1.payment_intents.list(params=IntentListParams(metadata=tag, limit=10))
     assert [i.id for i in first.data] == made[::-1][:10] and first.has_more
     assert [i.id for i in first.auto_paging_iter()] == made[::-1]
     # Backwards from the oldest: the SDK follows ending_before and yields oldest first.
     newer = client.v1.payment_intents.list(
-        params={"metadata": tag, "limit": 10, "ending_before": made[0]}
+        params=IntentListParams(metadata=tag, limit=10, ending_before=made[0])
     )
     assert [i.id for i in newer.data] == made[10:0:-1] and newer.has_more
     assert [i.id for i in newer.auto_paging_iter()] == made[1:]
     last = client.v1.payment_intents.list(
-        params={"metadata": tag, "limit": 10, "starting_after": made[5]}
+        params=IntentListParams(metadata=tag, limit=10, starting_after=made[5])
     )
     assert [i.id for i in last.data] == made[4::-1] and not last.has_more
 
@@ -198,9 +231,11 @@ def test_refunds_page_too(client: stripe.StripeClient) -> None:
         {"starting_after": "pi_a", "ending_before": "pi_b"},
     ],
 )
-def test_bad_list_parameters_are_a_400(client: stripe.StripeClient, params: dict) -> None:
+def test_bad_list_parameters_are_a_400(
+    client: stripe.StripeClient, params: PaymentIntentListParams
+) -> None:
     with pytest.raises(stripe.InvalidRequestError) as caught:
-        client.v1.payment_intents.list(params=params)  # type: ignore[arg-type]
+        client.v1.payment_intents.list(params=params)
     assert caught.value.http_status == 400
 
 
@@ -215,7 +250,7 @@ def test_the_ledger_survives_a_restart(tmp_path: Path) -> None:
             charge(client, "k-kept-declined", payment_method="pm_card_chargeDeclined")
 
     with emulator(ledger) as client:  # a new process would read the same file
-        listed = client.v1.payment_intents.list(params={"metadata": order})
+        listed = client.v1.payment_intents.list(params=IntentListParams(metadata=order))
         assert [(i.id, i.status) for i in listed.data] == [
             (captured.id, "succeeded"),
             (held.id, "requires_capture"),
@@ -232,7 +267,7 @@ def test_the_ledger_survives_a_restart(tmp_path: Path) -> None:
             charge(client, "k-kept-captured", amount=5000, metadata=order)
 
     with emulator() as client:  # without a file: nothing from before
-        assert client.v1.payment_intents.list(params={"metadata": order}).data == []
+        assert client.v1.payment_intents.list(params=IntentListParams(metadata=order)).data == []
 
 
 def test_charge_customer_fail_card_is_declined_when_charged(client: stripe.StripeClient) -> None:
@@ -248,7 +283,9 @@ def backdate(objects: dict[str, dict], ids: list[str], seconds: list[int]) -> No
         objects[object_id]["created"] = second
 
 
-def window_ids(client: stripe.StripeClient, **created: int) -> list[str]:
+def window_ids(
+    client: stripe.StripeClient, **created: Unpack[PaymentIntentListParamsCreated]
+) -> list[str]:
     listed = client.v1.payment_intents.list(params={"created": created, "limit": 100})
     return [i.id for i in listed.data]
 
@@ -274,7 +311,9 @@ def test_the_created_window_combines_with_metadata(
     tagged = charge(client, f"k-window-tagged-{tag['batch']}", metadata=tag).id
     other = charge(client, f"k-window-other-{tag['batch']}").id
     backdate(ledger.intents, [tagged, other], [t, t])
-    listed = client.v1.payment_intents.list(params={"created": {"gte": t}, "metadata": tag})
+    listed = client.v1.payment_intents.list(
+        params=IntentListParams(created={"gte": t}, metadata=tag)
+    )
     assert [i.id for i in listed.data] == [tagged]
 
 
@@ -285,7 +324,7 @@ def test_paging_inside_a_window_returns_every_intent_once(
     made = [charge(client, f"k-window-page-{uuid.uuid4().hex}").id for _ in range(25)]
     backdate(ledger.intents, made, [t + n // 2 for n in range(25)])  # two a second
     inside = made[4:20][::-1]  # made in [t + 2, t + 10), newest first
-    window = {"gte": t + 2, "lt": t + 10}
+    window: PaymentIntentListParamsCreated = {"gte": t + 2, "lt": t + 10}
     first = client.v1.payment_intents.list(params={"created": window, "limit": 5})
     assert [i.id for i in first.data] == inside[:5] and first.has_more
     second = client.v1.payment_intents.list(
@@ -317,9 +356,10 @@ def test_a_bad_created_filter_is_a_400_naming_the_param(
     assert caught.value.http_status == 400 and caught.value.param == param
 
 
-def refund_of(client: stripe.StripeClient, intent_id: str, **params: object) -> stripe.Refund:
-    params = {"payment_intent": intent_id, **params}
-    return client.v1.refunds.create(params=params)  # type: ignore[arg-type]
+def refund_of(
+    client: stripe.StripeClient, intent_id: str, **params: Unpack[RefundCreateParams]
+) -> stripe.Refund:
+    return client.v1.refunds.create(params={"payment_intent": intent_id, **params})
 
 
 def test_refunds_listed_by_payment_intent_and_created(

@@ -501,11 +501,12 @@ class Chaos:
         deadline = time.monotonic() + self.settle
 
         def check(order: Order) -> None:
-            if order.final is None:
+            order_id = order.order_id  # (one of an order with a final state)
+            if order.final is None or order_id is None:
                 return
             record = None
             while time.monotonic() < deadline:
-                record = booked(http, admin, order.order_id)
+                record = booked(http, admin, order_id)
                 if record is not None and record["status"] == order.final:
                     break
                 time.sleep(1)
@@ -534,9 +535,10 @@ class Chaos:
         api = stripe_client(self.stack.stripe_url)
 
         def check(order: Order) -> None:
-            if order.final is None:
+            order_id = order.order_id  # (one of an order with a final state)
+            if order.final is None or order_id is None:
                 return
-            kept, held = money_kept(api, order.order_id)
+            kept, held = money_kept(api, order_id)
             total = sum(before[s]["price_cents"] * q for s, q in order.quantities().items())
             expected = total if order.final == "completed" else 0
             if kept != expected or held:

@@ -1,7 +1,8 @@
 """Bounded waits and small readers shared by the e2e tests."""
 
+import re
 import uuid
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 
@@ -15,9 +16,23 @@ PLACED: list[tuple[str, str]] = []
 SECRETS: dict[str, str] = {}
 
 
+class OrderBody(TypedDict):
+    """POST /api/orders's body, as most tests send it."""
+
+    customer_email: str
+    items: list[dict[str, Any]]
+
+
 def track(order_id: str, email: str) -> str:
     PLACED.append((order_id, email))
     return order_id
+
+
+def matched(pattern: str, text: str) -> str:
+    """The first group of the pattern's first match in the text (which must have one)."""
+    match = re.search(pattern, text)
+    assert match is not None, f"no {pattern!r} in {text!r}"
+    return match[1]
 
 
 def customer() -> str:

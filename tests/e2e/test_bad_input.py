@@ -100,6 +100,6 @@ def test_a_last_event_id_that_is_no_number_is_ignored(gateway: httpx.Client, see
     order_id = place(gateway, [{"product_id": "sticker-pack", "quantity": 1}])
     final_status(gateway, order_id)
     for path in (f"/api/orders/{order_id}/events", f"/orders/{order_id}/stream"):
-        response = gateway.get(path, headers={"Last-Event-ID": seen})
+        response = gateway.get(path, headers={b"Last-Event-ID": seen})
         assert response.status_code == 200, (path, response.text)
         assert "data:" in response.text  # the final event, as for a client that saw none

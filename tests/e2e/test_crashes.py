@@ -7,6 +7,7 @@ import stripe
 
 from shop.dev.stack import Stack
 
+from ..invariants import of_order
 from .conftest import Mail
 from .helpers import customer, eventually, final_status, place
 
@@ -25,7 +26,7 @@ def test_payments_killed_after_stripe_answered_charges_once(
     assert final_status(gateway, order_id, timeout=90)["status"] == "completed"
     assert not (stack.state / "crash" / point).exists(), "the crash point was reached"
     assert stack.ctl("pid", "payments").strip() != pid, "payments was killed and restarted"
-    intents = stripe_api.v1.payment_intents.list(params={"metadata": {"order_id": order_id}})
+    intents = stripe_api.v1.payment_intents.list(params=of_order(order_id))
     assert [i.amount_received for i in intents.data] == [400]
 
 

@@ -7,8 +7,10 @@ import httpx
 import pytest
 import stripe
 
+from ..invariants import of_order
 from .conftest import Mail
 from .helpers import (
+    OrderBody,
     available,
     cancel,
     customer,
@@ -21,7 +23,7 @@ from .helpers import (
 
 
 def intents_of(stripe_api: stripe.StripeClient, order_id: str) -> list[stripe.PaymentIntent]:
-    return stripe_api.v1.payment_intents.list(params={"metadata": {"order_id": order_id}}).data
+    return stripe_api.v1.payment_intents.list(params=of_order(order_id)).data
 
 
 def set_stock(gateway: httpx.Client, admin: dict[str, str], sku: str, quantity: int) -> None:
@@ -174,7 +176,10 @@ def test_smtp_refusing_for_a_while_still_delivers_one_email(
 
 def test_form_key_and_api_key_paths_share_one_order(gateway: httpx.Client) -> None:
     key = f"shared-{customer()}"
-    body = {"customer_email": customer(), "items": [{"product_id": "sticker-pack", "quantity": 1}]}
+    body: OrderBody = {
+        "customer_email": customer(),
+        "items": [{"product_id": "sticker-pack", "quantity": 1}],
+    }
     api = gateway.post("/api/orders", json=body, headers={"Idempotency-Key": key})
     form = {
         "customer_email": body["customer_email"],

@@ -10,7 +10,7 @@ import stripe
 
 from shop.dev.stack import Stack
 
-from ..invariants import money_kept
+from ..invariants import money_kept, of_order
 from .helpers import available, eventually, final_status, place, status_of, track
 
 STICKERS = [{"product_id": "sticker-pack", "quantity": 1}]
@@ -146,7 +146,7 @@ def test_a_run_started_on_the_ingress_charges_the_catalogs_prices(
     track(order_id, email)  # the after-test check: one mail, money kept as completed
     assert final_status(gateway, order_id)["status"] == "completed"
     assert money_kept(stripe_api, order_id) == (2400, False)
-    intents = stripe_api.v1.payment_intents.list(params={"metadata": {"order_id": order_id}})
+    intents = stripe_api.v1.payment_intents.list(params=of_order(order_id))
     assert [i.currency for i in intents.data] == ["eur"]
 
 

@@ -2,6 +2,7 @@
 Prometheus (the same alert rules as compose and k8s), with the shop's series in it after a few
 orders, and every alert rule's expression parsed and evaluated by Prometheus itself."""
 
+import functools
 import re
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def test_prometheus_scrapes_every_process_and_restate(stack: Stack, orders_done:
     # (the series' names may already be there from orders of earlier tests).
     for outcome in ('status="completed",reason="none"', 'reason="payment_declined"'):
         series = f"shop_orders_finished_total{{{outcome}}}"
-        eventually(lambda s=series: query(stack, s), timeout=30, what=series)
+        eventually(functools.partial(query, stack, series), timeout=30, what=series)
 
 
 def rule_expressions() -> dict[str, str]:
@@ -144,7 +145,7 @@ def test_every_alert_rule_is_loaded_and_evaluates(stack: Stack, orders_done: Non
     # Each series a rule reads exists (a rule over a misspelt name would never fire).
     names = {name for expr in expressions.values() for name in series_read(expr)}
     for series in sorted(names):
-        eventually(lambda s=series: query(stack, s), timeout=30, what=f"series {series}")
+        eventually(functools.partial(query, stack, series), timeout=30, what=f"series {series}")
 
 
 def test_an_order_at_the_bank_is_counted_apart_from_orders_working(

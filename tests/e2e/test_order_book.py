@@ -91,7 +91,7 @@ def test_operators_list_filter_page_and_export_the_book(
         final_status(gateway, order_id)
         record_of(gateway, admin, order_id)
 
-    def page(**params: object) -> dict:
+    def page(**params: str | int) -> dict:
         response = gateway.get("/api/admin/orders", params=params, headers=admin)
         assert response.status_code == 200, response.text
         return response.json()

@@ -6,8 +6,9 @@ from httpx_sse import connect_sse
 
 from shop.dev.stack import Stack
 
+from ..invariants import of_order
 from .conftest import Mail
-from .helpers import available, customer, final_status, place, track
+from .helpers import OrderBody, available, customer, final_status, place, track
 
 
 def test_order_completes_with_one_charge_one_email_and_stock_taken(
@@ -25,7 +26,7 @@ def test_order_completes_with_one_charge_one_email_and_stock_taken(
 
     assert status["status"] == "completed", status
     assert status["percent"] == 100
-    intents = stripe_api.v1.payment_intents.list(params={"metadata": {"order_id": order_id}})
+    intents = stripe_api.v1.payment_intents.list(params=of_order(order_id))
     assert [(i.status, i.amount, i.currency) for i in intents.data] == [("succeeded", 4200, "eur")]
     assert "payment_intent_id" not in status["result"]  # for operators, not whoever has the id
     messages = mail.to(email, order_id)
@@ -49,7 +50,7 @@ def test_prices_come_from_the_catalog_not_the_client(
     assert response.status_code == 422  # unknown fields are refused, not ignored
     order_id = place(gateway, [{"product_id": "sticker-pack", "quantity": 3}])
     assert final_status(gateway, order_id)["status"] == "completed"
-    intents = stripe_api.v1.payment_intents.list(params={"metadata": {"order_id": order_id}})
+    intents = stripe_api.v1.payment_intents.list(params=of_order(order_id))
     assert [i.amount for i in intents.data] == [1200]
 
 
@@ -87,7 +88,10 @@ def test_stream_of_a_finished_order_is_its_final_event(gateway: httpx.Client) ->
 def test_same_idempotency_key_is_one_order_one_charge(
     gateway: httpx.Client, stripe_api: stripe.StripeClient, restate_admin
 ) -> None:
-    body = {"customer_email": customer(), "items": [{"product_id": "mug-classic", "quantity": 1}]}
+    body: OrderBody = {
+        "customer_email": customer(),
+        "items": [{"product_id": "mug-classic", "quantity": 1}],
+    }
     headers = {"Idempotency-Key": f"e2e-{customer()}"}
     first = gateway.post("/api/orders", json=body, headers=headers)
     second = gateway.post("/api/orders", json=body, headers=headers)
@@ -95,7 +99,7 @@ def test_same_idempotency_key_is_one_order_one_charge(
     order_id = track(first.json()["order_id"], body["customer_email"])
     assert second.json()["order_id"] == order_id
     assert final_status(gateway, order_id)["status"] == "completed"
-    intents = stripe_api.v1.payment_intents.list(params={"metadata": {"order_id": order_id}})
+    intents = stripe_api.v1.payment_intents.list(params=of_order(order_id))
     assert len(intents.data) == 1
     assert restate_admin.workflow_runs_of(order_id) == 1
 

@@ -8,12 +8,13 @@ import uuid
 import httpx
 import stripe
 
-from .helpers import SECRETS, cancel, customer, final_status, place, track
+from ..invariants import of_order
+from .helpers import SECRETS, OrderBody, cancel, customer, final_status, place, track
 
 MUG = [{"product_id": "mug-classic", "quantity": 1}]
 
 
-def post(gateway: httpx.Client, body: dict[str, object], key: str) -> httpx.Response:
+def post(gateway: httpx.Client, body: OrderBody, key: str) -> httpx.Response:
     return gateway.post("/api/orders", json=body, headers={"Idempotency-Key": key})
 
 
@@ -26,14 +27,14 @@ def test_a_key_reused_for_another_request_is_refused_and_reveals_nothing(
     gateway: httpx.Client, restate_admin, stack
 ) -> None:
     key = "cart-1-" + uuid.uuid4().hex[:6]  # a predictable key, as careless clients pick
-    alice = {"customer_email": customer(), "items": MUG}
+    alice: OrderBody = {"customer_email": customer(), "items": MUG}
     slow_authorization(stack)
     first = post(gateway, alice, key)
     assert first.status_code == 202, first.text
     order_id = track(first.json()["order_id"], alice["customer_email"])
     assert order_id != "ord_" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
-    mallory = {
+    mallory: OrderBody = {
         "customer_email": customer(),
         "items": [{"product_id": "sticker-pack", "quantity": 1}],
     }
@@ -68,7 +69,8 @@ def test_cancel_needs_the_orders_own_secret(gateway: httpx.Client, stack) -> Non
 def test_two_first_submissions_with_one_key_make_one_order(
     gateway: httpx.Client, stripe_api: stripe.StripeClient, restate_admin
 ) -> None:
-    body, key = {"customer_email": customer(), "items": MUG}, f"race-{uuid.uuid4().hex}"
+    body: OrderBody = {"customer_email": customer(), "items": MUG}
+    key = f"race-{uuid.uuid4().hex}"
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: post(gateway, body, key), range(8)))
     assert {a.status_code for a in answers} == {202}
@@ -78,7 +80,7 @@ def test_two_first_submissions_with_one_key_make_one_order(
     order_id = track(answers[0].json()["order_id"], body["customer_email"])
     assert final_status(gateway, order_id)["status"] == "completed"
     assert restate_admin.workflow_runs_of(order_id) == 1
-    intents = stripe_api.v1.payment_intents.list(params={"metadata": {"order_id": order_id}})
+    intents = stripe_api.v1.payment_intents.list(params=of_order(order_id))
     assert len(intents.data) == 1
 
 
@@ -114,7 +116,7 @@ def test_a_keyed_order_can_be_read_and_cancelled_the_moment_its_id_is_returned(
     """The key's record starts the run with a queued message; the 202 must not come before
     Restate knows the run, or the customer's next request meets a 404."""
     for _ in range(5):
-        body = {"customer_email": customer(), "items": MUG}
+        body: OrderBody = {"customer_email": customer(), "items": MUG}
         placed = post(gateway, body, f"at-once-{uuid.uuid4().hex}")
         assert placed.status_code == 202, placed.text
         order_id = track(placed.json()["order_id"], body["customer_email"])
@@ -130,7 +132,7 @@ def test_a_replay_of_someone_elses_key_and_body_gets_no_secret(
     """Whoever guesses (or sees) a key and body gets the order's id, as the status link would
     show it, but not the right to cancel: the replay answers without the secret."""
     key = "cart-2-" + uuid.uuid4().hex[:6]  # predictable, as careless clients pick
-    body = {"customer_email": customer(), "items": MUG}
+    body: OrderBody = {"customer_email": customer(), "items": MUG}
     slow_authorization(stack)
     first = post(gateway, body, key)
     order_id = track(first.json()["order_id"], body["customer_email"])

@@ -4,6 +4,7 @@ customer's cancel, and then asks Stripe how the payment stands. The autouse inva
 (conftest) runs after each of these too: money kept only for completed orders, one email per
 order, stock conserved."""
 
+import functools
 import json
 import secrets
 import time
@@ -19,6 +20,7 @@ from shop.dev.stack import Stack
 from shop.shared import progress_feed
 from shop.shared.contracts.fulfilment import OrderStatus
 
+from ..invariants import of_order
 from .conftest import PAYMENT_AUTH_TIMEOUT_SECONDS, Mail, Restate
 from .helpers import available, cancel, customer, eventually, final_status, place, status_of
 
@@ -30,7 +32,7 @@ FAILED = "payment_intent.payment_failed"
 
 
 def intents_of(stripe_api: stripe.StripeClient, order_id: str) -> list[stripe.PaymentIntent]:
-    return stripe_api.v1.payment_intents.list(params={"metadata": {"order_id": order_id}}).data
+    return stripe_api.v1.payment_intents.list(params=of_order(order_id)).data
 
 
 def waiting_for_the_bank(gateway: httpx.Client, order_id: str) -> str:
@@ -169,7 +171,9 @@ def test_a_failed_check_fails_the_order_and_voids_the_payment(
     assert [i.status for i in intents_of(stripe_api, order_id)] == ["canceled"]
     assert available(gateway, "sticker-pack") == before
     [message] = eventually(lambda: mail.received(email, order_id)).values()
-    assert "payment authentication failed" in message.get_payload(decode=True).decode()
+    body = message.get_payload(decode=True)
+    assert isinstance(body, bytes)
+    assert "payment authentication failed" in body.decode()
 
 
 def test_nobody_confirms_and_the_order_gives_up_at_the_timeout(
@@ -360,11 +364,15 @@ def test_an_early_wake_while_the_bank_still_waits_only_starts_another_wait(
         forged = {"event_id": f"evt_forged_{n}_{secrets.token_hex(4)}", "type": CAPTURABLE}
         url = f"{stack.ingress_url}/OrderFulfilment/{order_id}/payment_authenticated"
         assert httpx.post(url, json=forged).status_code == 200
-        eventually(lambda n=n: auth_round(restate_admin, order_id) == n + 1)  # it waits again
+        eventually(functools.partial(in_round, restate_admin, order_id, n + 1))  # it waits again
     assert status_of(gateway, order_id)["step"] == "authenticating"
     bank_answers(stack, action_url, "complete")
     assert final_status(gateway, order_id)["status"] == "completed"
     assert_charged_once(stripe_api, order_id, 400)
+
+
+def in_round(restate_admin: Restate, order_id: str, n: int) -> bool:
+    return auth_round(restate_admin, order_id) == n
 
 
 def auth_round(restate_admin: Restate, order_id: str) -> int:

@@ -3,7 +3,6 @@ request (Idempotency-Key), with the items back on the shelf when asked, one Stri
 one mail each whatever crashes, and a refund Stripe refuses for good ending `failed` with the
 book's money state unchanged."""
 
-import re
 from typing import Any
 
 import httpx
@@ -13,7 +12,7 @@ import stripe
 from shop.dev.stack import Stack
 
 from ..invariants import Mail, booked
-from .helpers import PLACED, customer, eventually, final_status, place
+from .helpers import PLACED, customer, eventually, final_status, matched, place
 
 STICKERS = [{"product_id": "sticker-pack", "quantity": 3}]  # 12.00 EUR
 DECLINED = "pm_card_chargeDeclined"
@@ -261,8 +260,8 @@ def test_the_operators_refund_form_uses_the_same_refund_once_per_form(
     order_id = order["order_id"]
     auth = ("admin", stack.shared_env()["ADMIN_TOKEN"])
     page = gateway.get(f"/admin/orders/{order_id}", auth=auth).text
-    csrf = {"X-CSRF-Token": re.search(r'"X-CSRF-Token": "(\w+)"', page)[1]}
-    form_key = re.search(r'name="idempotency_key" value="([^"]+)"', page)[1]
+    csrf = {"X-CSRF-Token": matched(r'"X-CSRF-Token": "(\w+)"', page)}
+    form_key = matched(r'name="idempotency_key" value="([^"]+)"', page)
     path = f"/admin/orders/{order_id}/refund"
 
     bad = gateway.post(path, data={"amount": "2.5x", "reason": "dented"}, auth=auth, headers=csrf)
@@ -271,7 +270,7 @@ def test_the_operators_refund_form_uses_the_same_refund_once_per_form(
     sent = gateway.post(path, data=form, auth=auth, headers=csrf)
     again = gateway.post(path, data=form, auth=auth, headers=csrf)  # a double click
     assert sent.status_code == again.status_code == 200, sent.text
-    refund_id = re.search(r"Refund <code>(ref_\w+)</code> opened", sent.text)[1]
+    refund_id = matched(r"Refund <code>(ref_\w+)</code> opened", sent.text)
     assert refund_id in again.text
 
     def shown_done() -> str | None:

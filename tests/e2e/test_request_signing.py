@@ -6,6 +6,7 @@ import base64
 import json
 import time
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -14,6 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shop.dev import identity_keys
 from shop.dev.stack import Stack
+
+from ..invariants import of_order
 
 # Version 4: the first that carries a handler's retry policy (Payments pauses when stuck).
 DISCOVER = {"accept": "application/vnd.restate.endpointmanifest.v4+json"}
@@ -34,7 +37,7 @@ def signed(key: Ed25519PrivateKey, path: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def payments(stack: Stack) -> httpx.Client:
+def payments(stack: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=f"http://127.0.0.1:{stack.ports.payments}", timeout=10) as c:
         yield c
 
@@ -50,7 +53,7 @@ def test_unsigned_invocation_is_refused_and_charges_nothing(
         headers={"content-type": "application/vnd.restate.invocation.v1"},
     )
     assert response.status_code == 401, response.text
-    intents = stripe_api.v1.payment_intents.list(params={"metadata": {"order_id": order_id}})
+    intents = stripe_api.v1.payment_intents.list(params=of_order(order_id))
     assert intents.data == []
 
 

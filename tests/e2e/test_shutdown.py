@@ -2,6 +2,7 @@
 in flight within their drain deadline, without losing a step: every order still completes,
 once (the invariants check the money, the stock and the mail)."""
 
+import functools
 import os
 import signal
 import threading
@@ -64,7 +65,7 @@ def back_again(stack: Stack, old: dict[str, int]) -> None:
         return pid != old[name] and answer.status_code == 200
 
     for name in old:
-        eventually(lambda n=name: serving(n), timeout=60, every=0.2)
+        eventually(functools.partial(serving, name), timeout=60, every=0.2)
     stack.wait_ready(timeout=60)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from shop.dev.stack import Stack
 
-from .helpers import available, customer, eventually, final_status, track
+from .helpers import available, customer, eventually, final_status, matched, track
 
 
 def test_store_page_lists_products_with_price_and_stock(gateway: httpx.Client) -> None:
@@ -102,7 +102,7 @@ def test_operator_page_needs_the_token_and_lists_orders_and_stock(
     bad = gateway.get("/admin", params={"status": "lost"}, auth=("admin", token))
     assert bad.status_code == 422 and "status:" in bad.text
     # The page's actions carry its CSRF token, as htmx sends it.
-    csrf = {"X-CSRF-Token": re.search(r'"X-CSRF-Token": "(\w+)"', page)[1]}
+    csrf = {"X-CSRF-Token": matched(r'"X-CSRF-Token": "(\w+)"', page)}
     row = gateway.post(
         "/admin/stock/poster-a2", data={"quantity": "9"}, auth=("admin", token), headers=csrf
     )
@@ -131,7 +131,7 @@ def test_a_cross_site_post_with_the_browsers_credentials_changes_nothing(
     Basic credentials it has cached for this site: refused, and nothing changes."""
     token = stack.shared_env()["ADMIN_TOKEN"]
     page = gateway.get("/admin", auth=("admin", token)).text
-    headers = {"X-CSRF-Token": re.search(r'"X-CSRF-Token": "(\w+)"', page)[1], **forged}
+    headers = {"X-CSRF-Token": matched(r'"X-CSRF-Token": "(\w+)"', page), **forged}
     if not forged:
         del headers["X-CSRF-Token"]
     before = available(gateway, "poster-a2")

@@ -5,9 +5,11 @@ import uuid
 
 import httpx
 import stripe
+from stripe.params import PaymentIntentCreateParams
 
 from shop.dev.stack import Stack
 
+from ..invariants import IntentListParams
 from .helpers import eventually
 
 
@@ -15,21 +17,21 @@ def test_a_charge_is_still_there_after_the_emulator_restarts(
     stack: Stack, stripe_api: stripe.StripeClient
 ) -> None:
     key = f"ledger-{uuid.uuid4().hex}"
-    params = {"amount": 700, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}
-    intent = stripe_api.v1.payment_intents.create(
-        params={**params, "metadata": {"kept": key}},  # type: ignore[arg-type]
-        options={"idempotency_key": key},
-    )
+    params: PaymentIntentCreateParams = {
+        "amount": 700,
+        "currency": "eur",
+        "payment_method": "pm_card_visa",
+        "confirm": True,
+        "metadata": {"kept": key},
+    }
+    intent = stripe_api.v1.payment_intents.create(params=params, options={"idempotency_key": key})
 
     assert "stripe: started" in stack.ctl("restart", "stripe")
     eventually(lambda: _answers(stack.stripe_url), timeout=30)
 
-    kept = stripe_api.v1.payment_intents.list(params={"metadata": {"kept": key}}).data
+    kept = stripe_api.v1.payment_intents.list(params=IntentListParams(metadata={"kept": key})).data
     assert [(i.id, i.status, i.amount_received) for i in kept] == [(intent.id, "succeeded", 700)]
-    replayed = stripe_api.v1.payment_intents.create(
-        params={**params, "metadata": {"kept": key}},  # type: ignore[arg-type]
-        options={"idempotency_key": key},
-    )
+    replayed = stripe_api.v1.payment_intents.create(params=params, options={"idempotency_key": key})
     assert replayed.id == intent.id
 
 

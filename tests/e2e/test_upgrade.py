@@ -135,14 +135,18 @@ def test_new_version_takes_new_orders_while_orders_in_flight_finish_on_the_old(
 
     kept, withdrawn = place(gateway, ITEMS), place(gateway, ITEMS)
     for order_id in (kept, withdrawn):
-        eventually(lambda o=order_id: status_of(gateway, o)["step"] == "reserved", timeout=30)
+
+        def reserved(o: str = order_id) -> bool:
+            return status_of(gateway, o)["step"] == "reserved"
+
+        eventually(reserved, timeout=30)
 
     eventually(lambda: healthy(v2), timeout=60, every=0.2)
     v2_settings = ServiceSettings(
         port=v2_port,
         bind_host="127.0.0.1",
         advertised_url=None,
-        restate_admin_url=stack.shared_env()["RESTATE_ADMIN_URL"],
+        restate_admin_url=stack.shared_env()["RESTATE_ADMIN_URL"].split(","),
         restate_register_force=False,
     )
     asyncio.run(register(v2_settings))

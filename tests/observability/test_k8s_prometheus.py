@@ -156,7 +156,7 @@ def relabel(labels: dict[str, str], configs: list[dict[str, Any]]) -> dict[str, 
 
 def pods(rendered: list[dict[str, Any]], phase: str = "Running") -> list[dict[str, Any]]:
     """The pods each workload makes (its replicas), as name, labels and containers."""
-    made = []
+    made: list[dict[str, Any]] = []
     for workload in (d for d in rendered if d["kind"] in WORKLOADS):
         name = workload["metadata"]["name"]
         template = workload["spec"]["template"]

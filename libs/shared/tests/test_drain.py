@@ -6,14 +6,22 @@ import subprocess
 import sys
 import time
 
-from shop.shared.drain import END_OF_INPUT, Draining, InputUntilShutdown
+from shop.shared.drain import (
+    END_OF_INPUT,
+    Draining,
+    InputUntilShutdown,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
 
 def chunk(data: bytes, more: bool = True) -> dict[str, object]:
     return {"type": "http.request", "body": data, "more_body": more}
 
 
-DISCONNECT = {"type": "http.disconnect"}
+DISCONNECT: dict[str, object] = {"type": "http.disconnect"}
 
 
 class Restate:
@@ -64,14 +72,17 @@ async def test_an_input_restate_ended_is_not_ended_again() -> None:
 async def test_only_invocations_are_drained() -> None:
     seen: list[object] = []
 
-    async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         seen.append(receive)
+
+    async def send(message: Message) -> None:
+        raise AssertionError("nothing is sent")
 
     draining = Draining()
     wrapped = draining.wrap(app)
     plain = Restate().receive
-    await wrapped({"type": "http", "path": "/health"}, plain, None)
-    await wrapped({"type": "http", "path": "/invoke/Payments/charge"}, plain, None)
+    await wrapped({"type": "http", "path": "/health"}, plain, send)
+    await wrapped({"type": "http", "path": "/invoke/Payments/charge"}, plain, send)
     assert seen[0] is plain and isinstance(seen[1], InputUntilShutdown)
 
 

@@ -79,7 +79,7 @@ async def test_one_http2_connection_carries_any_number_of_requests() -> None:
     that closes it after N requests strands the invocations in flight on it."""
     connections: set[int] = set()
 
-    async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    async def app(scope, receive, send) -> None:
         if scope["type"] != "http":
             return
         connections.add(scope["client"][1])

@@ -25,8 +25,8 @@ def test_identity_keys_are_comma_separated(monkeypatch) -> None:
 def test_a_secret_comes_from_its_file_unless_the_environment_has_it(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("PORT", "1")
     (tmp_path / "valkey_password").write_text("from-a-file\n")
-    settings = ServiceSettings(_secrets_dir=tmp_path)  # type: ignore[call-arg]
+    settings = ServiceSettings(_secrets_dir=tmp_path)
     assert settings.valkey_password.get_secret_value() == "from-a-file"
     monkeypatch.setenv("VALKEY_PASSWORD", "from-the-environment")
-    settings = ServiceSettings(_secrets_dir=tmp_path)  # type: ignore[call-arg]
+    settings = ServiceSettings(_secrets_dir=tmp_path)
     assert settings.valkey_password.get_secret_value() == "from-the-environment"

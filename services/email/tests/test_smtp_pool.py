@@ -17,12 +17,12 @@ class Mailbox:
     def __init__(self) -> None:
         self.greetings, self.messages = 0, 0
 
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.greetings += 1
         session.host_name = hostname
         return responses
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+    async def handle_DATA(self, server, session, envelope):
         self.messages += 1
         return "250 OK"
 
@@ -55,7 +55,7 @@ async def send(pool: SmtpPool, n: int) -> None:
         await smtp.send_message(message(n))
 
 
-async def test_messages_one_after_another_share_one_connection(mailbox) -> None:  # type: ignore[no-untyped-def]
+async def test_messages_one_after_another_share_one_connection(mailbox) -> None:
     box, server = mailbox
     pool = SmtpPool(server.hostname, server.port, timeout=5)
     for n in range(3):
@@ -63,7 +63,7 @@ async def test_messages_one_after_another_share_one_connection(mailbox) -> None:
     assert (box.greetings, box.messages) == (1, 3)
 
 
-async def test_a_connection_the_server_dropped_is_replaced(mailbox) -> None:  # type: ignore[no-untyped-def]
+async def test_a_connection_the_server_dropped_is_replaced(mailbox) -> None:
     box, server = mailbox
     pool = SmtpPool(server.hostname, server.port, timeout=5)
     await send(pool, 1)
@@ -82,7 +82,7 @@ async def test_a_connection_the_server_dropped_is_replaced(mailbox) -> None:  # 
     assert (box.greetings, box.messages) == (2, 2)
 
 
-async def test_a_connection_that_failed_is_not_reused(mailbox) -> None:  # type: ignore[no-untyped-def]
+async def test_a_connection_that_failed_is_not_reused(mailbox) -> None:
     box, server = mailbox
     pool = SmtpPool(server.hostname, server.port, timeout=5)
     with pytest.raises(RuntimeError):
@@ -92,7 +92,7 @@ async def test_a_connection_that_failed_is_not_reused(mailbox) -> None:  # type:
     assert box.greetings == 2 and pool.idle and len(pool.idle) == 1
 
 
-async def test_connections_beyond_those_kept_are_closed(mailbox) -> None:  # type: ignore[no-untyped-def]
+async def test_connections_beyond_those_kept_are_closed(mailbox) -> None:
     box, server = mailbox
     pool = SmtpPool(server.hostname, server.port, timeout=5, keep=1)
     async with pool.connection() as first, pool.connection() as second:

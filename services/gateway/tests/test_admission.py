@@ -4,7 +4,7 @@ import pytest
 
 from shop.gateway import admission
 from shop.gateway.admission import InFlight, Overloaded
-from shop.shared.contracts.fulfilment import OrderState, OrderStatus
+from shop.shared.contracts.fulfilment import OrderState, OrderStatus, Step
 
 
 def test_admits_up_to_the_limit_and_again_once_an_order_finishes() -> None:
@@ -51,7 +51,7 @@ def test_requests_admitted_at_once_hold_their_places_until_started_or_abandoned(
     in_flight.admit(feed_connected=True)
 
 
-def status(order_id: str, step: str, state: OrderState = "running") -> OrderStatus:
+def status(order_id: str, step: Step, state: OrderState = "running") -> OrderStatus:
     return OrderStatus(order_id=order_id, status=state, step=step, percent=50, message=step, seq=1)
 
 

@@ -13,7 +13,7 @@ from shop.gateway.restate_ingress import Failover, restate_client
 NODES = ["http://node-1:8080", "http://node-2:8080", "http://node-3:8080"]
 
 
-def cluster(down: set[str], sent: list[str], fail: type[Exception] = httpx.ConnectError):
+def cluster(down: set[str], sent: list[str], fail: type[httpx.TransportError] = httpx.ConnectError):
     """Nodes by host name; those in `down` refuse connections. `sent` records each try."""
 
     def handle(request: httpx.Request) -> httpx.Response:

@@ -12,6 +12,11 @@ SECRETS = {
 }
 
 
+def settings(**fields: object) -> GatewaySettings:
+    """Settings as the environment would give them (strings, validated)."""
+    return GatewaySettings.model_validate({**SECRETS, **fields})
+
+
 async def get(settings: GatewaySettings, path: str) -> httpx.Response:
     transport = httpx.ASGITransport(app=create_app(settings))  # no lifespan: no Restate needed
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
@@ -19,7 +24,7 @@ async def get(settings: GatewaySettings, path: str) -> httpx.Response:
 
 
 async def test_every_answer_says_what_a_page_may_do() -> None:
-    response = await get(GatewaySettings(shop_dev_mode=False, **SECRETS), "/healthz")
+    response = await get(settings(shop_dev_mode=False), "/healthz")
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "same-origin"
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
@@ -28,14 +33,12 @@ async def test_every_answer_says_what_a_page_may_do() -> None:
 
 
 async def test_hsts_once_the_storefront_is_https() -> None:
-    settings = GatewaySettings(
-        shop_dev_mode=False, public_base_url="https://shop.example", **SECRETS
-    )
-    response = await get(settings, "/healthz")
+    https = settings(shop_dev_mode=False, public_base_url="https://shop.example")
+    response = await get(https, "/healthz")
     assert response.headers["strict-transport-security"].startswith("max-age=")
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])
 async def test_the_api_document_is_served_in_dev_mode_only(path: str) -> None:
-    assert (await get(GatewaySettings(shop_dev_mode=False, **SECRETS), path)).status_code == 404
+    assert (await get(settings(shop_dev_mode=False), path)).status_code == 404
     assert (await get(GatewaySettings(shop_dev_mode=True), path)).status_code == 200

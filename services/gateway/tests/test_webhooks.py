@@ -10,6 +10,7 @@ import httpx
 import pytest
 import stripe
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from shop.gateway import errors, webhooks
 from shop.gateway.restate_ingress import RestateIngress
@@ -44,8 +45,8 @@ async def gateway(restate: Restate) -> AsyncIterator[httpx.AsyncClient]:
     errors.install(app)
     app.include_router(webhooks.router)
     app.state.settings = GatewaySettings(
-        admin_token="5d2f8a91c7e04b36a8f1d9c2e7b40a6f",
-        stripe_webhook_secret=SECRET,
+        admin_token=SecretStr("5d2f8a91c7e04b36a8f1d9c2e7b40a6f"),
+        stripe_webhook_secret=SecretStr(SECRET),
         shop_dev_mode=False,
     )
     restate_api = httpx.AsyncClient(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from restate.discovery import compute_discovery
+from restate.discovery import InputPayload, compute_discovery
 from restate.endpoint import Endpoint
 
 REPO = Path(__file__).resolve().parents[4]
@@ -45,7 +45,7 @@ def current() -> dict[str, Contract]:
     for service in compute_discovery(endpoint, "bidi").services:
         handlers = {}
         for h in service.handlers:
-            body = h.input.jsonSchema if hasattr(h.input, "jsonSchema") else None
+            body = h.input.jsonSchema if isinstance(h.input, InputPayload) else None
             handlers[h.name] = {
                 "type": h.ty.value if h.ty else None,
                 "takes_body": body is not None,

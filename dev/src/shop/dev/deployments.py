@@ -185,7 +185,7 @@ def drain(
 
 
 def list_deployments(admin: Admin, out: Callable[[str], None] = print) -> None:
-    newest = {}
+    newest: dict[str, str | None] = {}
     for deployment in sorted(admin.deployments(), key=lambda d: d["created_at"]):
         for name in services_of(deployment):
             newest.setdefault(name, admin.newest_deployment(name))

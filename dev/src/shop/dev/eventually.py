@@ -3,13 +3,13 @@ deadline. Never sleep for a guessed time and then assert."""
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 T = TypeVar("T")
 
 
 def eventually(
-    probe: Callable[[], T | None],
+    probe: Callable[[], T | Literal[False] | None],
     timeout: float = 30,
     every: float = 0.1,
     *,
@@ -17,16 +17,19 @@ def eventually(
     retry_on: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Calls probe until it returns something truthy, and returns that, at most `timeout`
-    seconds. An exception of a `retry_on` type counts as "not yet" (a server restarting
-    refuses connections); the last value or exception is in the TimeoutError."""
+    seconds (a probe `condition and value` returns the value). An exception of a `retry_on`
+    type counts as "not yet" (a server restarting refuses connections); the last value or
+    exception is in the TimeoutError."""
     deadline = time.monotonic() + timeout
     while True:
+        last: object
         try:
-            value: object = probe()
+            value = probe()
             if value:
-                return value  # type: ignore[return-value]
+                return value
+            last = value
         except retry_on as e:
-            value = e
+            last = e
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not met within {timeout}s (last: {value!r})")
+            raise TimeoutError(f"{what} not met within {timeout}s (last: {last!r})")
         time.sleep(every)

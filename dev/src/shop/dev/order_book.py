@@ -101,9 +101,16 @@ class OrderBookServer:
             "ORDERS_PASSWORD_FILE": str(self.password_file("orders")),
         }
         # As the server's user and only its group (root's group would not get `reachable`'s
-        # passage, which is for others), as supervisord runs the server.
-        as_user = {"user": user, "group": user, "extra_groups": []} if user else {}
-        subprocess.run([str(INIT)], env=env, cwd=self.root, check=True, **as_user)
+        # passage, which is for others), as supervisord runs the server. (None: as this one.)
+        subprocess.run(
+            [str(INIT)],
+            env=env,
+            cwd=self.root,
+            check=True,
+            user=user,
+            group=user,
+            extra_groups=[] if user else None,
+        )
 
     def server(self) -> tuple[list[str], dict[str, str]]:
         """The supervisord program: `serve` below, which becomes PostgreSQL."""

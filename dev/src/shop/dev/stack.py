@@ -303,7 +303,8 @@ class Stack:
         """Program name -> (command, environment)."""
         p, py = self.ports, sys.executable
         programs = {name: self.restate_program(n) for n, name in enumerate(self.restate_nodes, 1)}
-        valkey = (
+        Program = tuple[list[str], dict[str, str]]
+        valkey: Program = (
             [
                 str(get_binary_path()),
                 "--bind",
@@ -319,7 +320,7 @@ class Stack:
             ],
             {},
         )
-        smtp = (
+        smtp: Program = (
             [
                 py,
                 "-m",

@@ -13,6 +13,7 @@ documentation, not proof that either one is wrong.
 
 import argparse
 import contextlib
+import functools
 import re
 import shutil
 import socket
@@ -28,6 +29,11 @@ from typing import Any
 
 import httpx
 import stripe
+from stripe.params import (
+    PaymentIntentListParams,
+    PaymentIntentListParamsCreated,
+    RefundCreateParams,
+)
 
 LOCALSTRIPE = "localstripe==1.15.10"
 API_KEY = "sk_test_fidelity"
@@ -130,7 +136,7 @@ class Target:
             "amount": 1250,
             "currency": "eur",
             "payment_method": self.method(test_id),
-            "payment_method_types": ["card"],
+            "allowed_payment_method_types": ["card"],
             "capture_method": "manual",
             "confirm": True,
             "metadata": {"order_id": f"ord_{uuid.uuid4().hex[:8]}"},
@@ -140,6 +146,8 @@ class Target:
         key = uuid.uuid4().hex
         for _ in range(5):
             try:
+                # params loses, by name, what the fake refuses: a plain dict, not the SDK's
+                # TypedDict (whose keys must be literals).
                 return self.client.v1.payment_intents.create(
                     params=params,  # type: ignore[arg-type]
                     options={"idempotency_key": key},
@@ -223,7 +231,7 @@ def scenarios(t: Target) -> dict[str, Any]:
     out["cancel (void) of requires_capture: status"] = outcome(lambda: pis.cancel(voided.id).status)
 
     for card in ("pm_card_chargeDeclined", "pm_card_chargeCustomerFail"):
-        declined = outcome(lambda card=card: t.create_intent(card))
+        declined = outcome(functools.partial(t.create_intent, card))
         if isinstance(declined, stripe.PaymentIntent):
             declined = f"no error, status {declined.status}"
         out[f"{card}: error of create"] = declined
@@ -245,7 +253,7 @@ def scenarios(t: Target) -> dict[str, Any]:
     out["same Idempotency-Key twice: same intent"] = ids[0] == ids[1]
 
     for card in ("pm_card_threeDSecure2Required", "pm_card_authenticationRequired"):
-        pending = outcome(lambda card=card: t.create_intent(card, return_url=RETURN_URL))
+        pending = outcome(functools.partial(t.create_intent, card, return_url=RETURN_URL))
         if not isinstance(pending, stripe.PaymentIntent):
             out[f"{card}: status after create"] = pending
             continue
@@ -286,8 +294,9 @@ def refund_scenarios(t: Target) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     def partial(amount: int) -> Any:
-        params = {"payment_intent": intent_id, "amount": amount}
-        return outcome(lambda: refunds.create(params=params))  # type: ignore[arg-type]
+        return outcome(
+            lambda: refunds.create(params={"payment_intent": intent_id, "amount": amount})
+        )
 
     first = partial(400)
     out["partial refund, 400 of 1250: status"] = pick(first, "status")
@@ -306,8 +315,12 @@ def refund_scenarios(t: Target) -> dict[str, Any]:
         out["refunds listed by payment_intent: amounts"] = [r.amount for r in listed.data]
     # Apart, on an intent of its own: a fake that refuses `reason` spoils no other row.
     other = captured(t)
-    params = {"payment_intent": other, "amount": 100, "reason": "requested_by_customer"}
-    with_reason = outcome(lambda: refunds.create(params=params))  # type: ignore[arg-type]
+    params: RefundCreateParams = {
+        "payment_intent": other,
+        "amount": 100,
+        "reason": "requested_by_customer",
+    }
+    with_reason = outcome(lambda: refunds.create(params=params))
     out["refund with reason requested_by_customer: reason"] = pick(with_reason, "reason")
     return out
 
@@ -318,9 +331,9 @@ def window_scenarios(t: Target) -> dict[str, Any]:
     made = [t.create_intent("pm_card_visa") for _ in range(3)]
     ids = {i.id for i in made}
     first, last = min(i.created for i in made), max(i.created for i in made)
-    window = {"gte": first, "lt": last + 1}
+    window: PaymentIntentListParamsCreated = {"gte": first, "lt": last + 1}
 
-    def found(created: dict[str, int]) -> Any:
+    def found(created: PaymentIntentListParamsCreated) -> Any:
         """How many of the three a window holds (other intents of the run may be in it too)."""
         answer = outcome(lambda: pis.list(params={"created": created, "limit": 100}))
         if isinstance(answer, str):
@@ -340,11 +353,11 @@ def window_scenarios(t: Target) -> dict[str, Any]:
     return out
 
 
-def walk(pis: stripe.PaymentIntentService, query: dict[str, Any], ids: set[str]) -> str:
+def walk(pis: stripe.PaymentIntentService, query: PaymentIntentListParams, ids: set[str]) -> str:
     """Every page of a list, each after the last one's last intent: how many of `ids` came
     back, and how many intents came more than once."""
     seen: list[str] = []
-    params: dict[str, Any] = {**query, "limit": 2}
+    params: PaymentIntentListParams = {**query, "limit": 2}
     for _ in range(100):  # a fake that ignores starting_after would page forever
         page = pis.list(params=params)
         seen += [i.id for i in page.data]

@@ -50,7 +50,11 @@ def create_intent(ledger: Ledger, params: dict[str, Any]) -> dict[str, Any]:
         "description": params.get("description"),
         "metadata": params.get("metadata") or {},
         "payment_method": params.get("payment_method"),
-        "payment_method_types": params.get("payment_method_types") or ["card"],
+        # `allowed_payment_method_types` since API version 2026-07-29 (payments sends it);
+        # `payment_method_types` before (what localstripe, beside it in stripe_fidelity, knows).
+        "payment_method_types": params.get("allowed_payment_method_types")
+        or params.get("payment_method_types")
+        or ["card"],
         "last_payment_error": None,
         "livemode": False,
         "next_action": None,

@@ -162,7 +162,7 @@ class Webhooks:
         """Record an event about `obj` (a snapshot of it now) and deliver it, if the endpoint
         takes its type."""
         deliver = bool(self.url) and (self.enabled_events is None or type_ in self.enabled_events)
-        event = {
+        event: dict[str, Any] = {
             "id": new_id("evt"),
             "object": "event",
             "api_version": API_VERSION,

@@ -16,10 +16,9 @@ class TraceIds(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
-        record.trace_id, record.span_id = current_ids()
-        record.ids = (
-            f" trace_id={record.trace_id} span_id={record.span_id}" if record.trace_id else ""
-        )
+        trace_id, span_id = current_ids()
+        record.trace_id, record.span_id = trace_id, span_id
+        record.ids = f" trace_id={trace_id} span_id={span_id}" if trace_id else ""
         return True
 
 

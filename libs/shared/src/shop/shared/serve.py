@@ -12,18 +12,20 @@ import restate
 import uvloop
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
-from restate._internal import IdentityKeyException  # type: ignore[import-not-found]
+from restate._internal import IdentityKeyException
 from restate.server import install_shutdown_hook
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from shop.shared import handler_metrics
-from shop.shared.drain import Draining, exit_at
+from shop.shared.drain import ASGIApp, Draining, exit_at
 from shop.shared.logs import setup_logging
 from shop.shared.metrics import BeforeScrape, with_metrics
 from shop.shared.settings import ServiceSettings
 from shop.shared.telemetry import EXIT_FLUSH_SECONDS, flush_at_exit, setup_telemetry
 
 log = logging.getLogger(__name__)
+# What an app is made of: the SDK's service kinds.
+RestateService = restate.Service | restate.VirtualObject | restate.Workflow
 
 
 class RegistrationRejected(Exception):
@@ -61,15 +63,17 @@ def identity_keys(settings: ServiceSettings) -> list[str]:
 
 
 def restate_app(
-    services: Iterable[object], settings: ServiceSettings, before_scrape: BeforeScrape | None = None
-) -> object:
+    services: Iterable[RestateService],
+    settings: ServiceSettings,
+    before_scrape: BeforeScrape | None = None,
+) -> ASGIApp:
     """The SDK's ASGI app, verifying Restate's signature on every request but /health (and
     Prometheus's /metrics beside it)."""
     keys = identity_keys(settings)
     services = list(services)
     handler_metrics.timed(services)
     try:
-        app = restate.app(services=services, identity_keys=keys)  # type: ignore[arg-type]
+        app = restate.app(services=services, identity_keys=keys)
     except IdentityKeyException as e:
         raise RequestSigningMisconfigured(
             f"RESTATE_IDENTITY_KEYS has a key the SDK rejects: {e}"
@@ -88,14 +92,18 @@ async def register(settings: ServiceSettings) -> None:
     def url(attempt: int) -> str:
         return f"{admins[(attempt - 1) % len(admins)]}/deployments"
 
-    async for attempt in AsyncRetrying(
-        wait=wait_exponential(multiplier=0.2, max=5),
-        retry=retry_if_exception_type(httpx.HTTPError),
-        before_sleep=lambda state: log.info(
+    def retrying(state: RetryCallState) -> None:
+        assert state.outcome is not None  # the failed attempt's, set before any sleep
+        log.info(
             "Restate admin not ready at %s (%s); retrying",
             url(state.attempt_number),
             state.outcome.exception(),
-        ),
+        )
+
+    async for attempt in AsyncRetrying(
+        wait=wait_exponential(multiplier=0.2, max=5),
+        retry=retry_if_exception_type(httpx.HTTPError),
+        before_sleep=retrying,
     ):
         with attempt:
             async with httpx.AsyncClient(timeout=10) as client:
@@ -131,7 +139,7 @@ def server_config(bind: str) -> Config:
     return config
 
 
-async def _serve(app: object, settings: ServiceSettings) -> None:
+async def _serve(app: ASGIApp, settings: ServiceSettings) -> None:
     config = server_config(f"{settings.bind_host}:{settings.port}")
     # On SIGTERM: no new connections or invocations (Restate retries them), the invocations
     # in flight suspend at their next wait (see shop.shared.drain), and the process exits as
@@ -156,6 +164,8 @@ async def _serve(app: object, settings: ServiceSettings) -> None:
     install_shutdown_hook(loop, shut_down, signal.SIGTERM)
     loop.add_signal_handler(signal.SIGINT, shut_down)
     server = asyncio.create_task(
+        # hypercorn types the ASGI scope and messages as TypedDicts, which an app typed with
+        # plain mappings (shop.shared.drain's) cannot accept: the same app, differently typed.
         hypercorn_serve(draining.wrap(app), config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
     )
     if settings.restate_register:
@@ -168,7 +178,7 @@ async def _serve(app: object, settings: ServiceSettings) -> None:
 
 def run(
     name: str,
-    services: Iterable[object],
+    services: Iterable[RestateService],
     settings: ServiceSettings,
     before_scrape: BeforeScrape | None = None,
 ) -> None:

@@ -24,10 +24,14 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from restate import Context
@@ -189,26 +193,36 @@ def setup_telemetry(service: str) -> None:
     os.environ.setdefault("OTEL_SERVICE_NAME", service)
     resource = Resource.create()  # reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
     if tracing_enabled():
+        span_exporter: SpanExporter
         if _grpc("TRACES"):
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+            from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as grpc_traces
+
+            span_exporter = grpc_traces.OTLPSpanExporter()
         else:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.exporter.otlp.proto.http import trace_exporter as http_traces
+
+            span_exporter = http_traces.OTLPSpanExporter()
         tracer_provider = TracerProvider(
             resource=resource, id_generator=Level1TraceIds(), shutdown_on_exit=False
         )
         _exit_flush.append(tracer_provider.shutdown)
-        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
         trace.set_tracer_provider(tracer_provider)
         HTTPXClientInstrumentor().instrument()
         RedisInstrumentor().instrument()
     # Metrics always: Prometheus scrapes /metrics (shop.shared.metrics); OTLP too when set.
     readers: list[MetricReader] = [PrometheusMetricReader()]
     if _enabled("METRICS"):
+        metric_exporter: MetricExporter
         if _grpc("METRICS"):
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+            from opentelemetry.exporter.otlp.proto.grpc import metric_exporter as grpc_metrics
+
+            metric_exporter = grpc_metrics.OTLPMetricExporter()
         else:
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+            from opentelemetry.exporter.otlp.proto.http import metric_exporter as http_metrics
+
+            metric_exporter = http_metrics.OTLPMetricExporter()
+        readers.append(PeriodicExportingMetricReader(metric_exporter))
     meter_provider = MeterProvider(
         resource=resource, metric_readers=readers, shutdown_on_exit=False
     )

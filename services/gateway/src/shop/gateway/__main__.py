@@ -1,6 +1,7 @@
 import os
 import sys
 import tempfile
+from typing import TypedDict
 
 import uvicorn
 from fastapi import FastAPI
@@ -29,15 +30,25 @@ def worker_app() -> FastAPI:
     return create_app(configured())
 
 
+class Serving(TypedDict):
+    """uvicorn.run's arguments that are the same for one process or several workers."""
+
+    host: str
+    port: int
+    log_config: None
+    timeout_graceful_shutdown: int | None
+
+
 def main() -> None:
     settings = configured()
-    serving = {
+    serving: Serving = {
         "host": settings.bind_host,
         "port": settings.port,
         "log_config": None,
         # On SIGTERM: SSE streams end at once (browsers reconnect, with Last-Event-ID, to
-        # another gateway); other requests get until the drain deadline.
-        "timeout_graceful_shutdown": settings.shutdown_drain_seconds,
+        # another gateway); other requests get until the drain deadline. (A float: uvicorn
+        # types it int, yet only hands it to asyncio.wait_for, which takes seconds as float.)
+        "timeout_graceful_shutdown": settings.shutdown_drain_seconds,  # type: ignore[typeddict-item]
     }
     if settings.gateway_workers == 1:
         uvicorn.run(create_app(settings), **serving)

@@ -159,3 +159,22 @@ class ReconciliationStarted(BaseModel):
 
     reconciliation_id: str
     status_url: str
+
+
+class Alive(BaseModel):
+    """`GET /healthz`: the process answers (liveness)."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    """`GET /readyz`: ready (200) once Restate answers and every service the gateway calls is
+    registered, else waiting (503, `missing` names them). Live updates are best effort
+    (clients fall back to polling), so they do not decide readiness; they are reported for
+    operators."""
+
+    model_config = ALWAYS_THERE
+
+    status: Literal["ready", "waiting"]
+    missing: list[str] | None = omitted("The services not registered yet (when waiting).")
+    live_updates: Literal["connected", "reconnecting"]

@@ -5,16 +5,18 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Literal
 
 import httpx
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shop.gateway import api, errors, pages, webhooks, worker_metrics
 from shop.gateway.admission import InFlight
+from shop.gateway.answers import Alive, Readiness
 from shop.gateway.body_limit import BodyLimit
 from shop.gateway.client_limits import ClientLimits
 from shop.gateway.deps import Hub, Ingress
@@ -100,18 +102,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return Response(series, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Alive:
+        return Alive()
 
-    @app.get("/readyz", response_model=None, responses=NOT_READY)
-    async def readyz(ingress: Ingress, hub: Hub) -> JSONResponse:
-        # Live updates are best effort (clients fall back to polling), so they do not
-        # decide readiness; they are reported for operators.
-        live = "connected" if hub.connected else "reconnecting"
+    @app.get("/readyz", responses=NOT_READY)
+    async def readyz(ingress: Ingress, hub: Hub, response: Response) -> Readiness:
+        live: Literal["connected", "reconnecting"] = (
+            "connected" if hub.connected else "reconnecting"
+        )
         missing = await ingress.missing_services()
         if missing:
-            body = {"status": "waiting", "missing": sorted(missing), "live_updates": live}
-            return JSONResponse(body, status_code=503)
-        return JSONResponse({"status": "ready", "live_updates": live})
+            response.status_code = 503
+            return Readiness(status="waiting", missing=sorted(missing), live_updates=live)
+        return Readiness(status="ready", live_updates=live)
 
     return app

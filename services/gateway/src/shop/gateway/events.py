@@ -62,17 +62,21 @@ async def follow(
         after = seen if last_seen is not None else snapshot.seq
         missed = await hub.history(order_id, after)
         status = snapshot
-        for update in sorted([*missed, snapshot], key=lambda s: s.seq):
-            if update is not snapshot and (update := await durable_if_final(update)) is None:
-                break
-            if update.seq > seen:
-                seen, status = update.seq, update
-                yield update
+        for caught_up in sorted([*missed, snapshot], key=lambda s: s.seq):
+            if caught_up is not snapshot:
+                confirmed = await durable_if_final(caught_up)
+                if confirmed is None:
+                    break
+                caught_up = confirmed
+            if caught_up.seq > seen:
+                seen, status = caught_up.seq, caught_up
+                yield caught_up
         while not status.is_final:
             quiet = POLL_SECONDS_WHEN_SILENT * random.uniform(1, 1.2)  # spread the re-reads
             pushed = await next_update(
                 queue, quiet if hub.connected else POLL_SECONDS_WHILE_VALKEY_DOWN
             )
+            update: OrderStatus | None
             if pushed is not None:
                 update = await durable_if_final(pushed)
             else:

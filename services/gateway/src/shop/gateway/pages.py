@@ -562,7 +562,7 @@ async def set_stock_from_page(request: Request, sku: str, ingress: Ingress) -> H
         raise HTTPException(404, f"unknown product {sku!r}")
     raw = (await form_fields(request)).get("quantity", "")
     try:
-        level = await ingress.set_stock(sku, StockUpdate(quantity=raw))  # type: ignore[arg-type]
+        level = await ingress.set_stock(sku, StockUpdate.model_validate({"quantity": raw}))
         error = None
     except ValidationError:
         level, error = await ingress.stock(sku), "a whole number, 0 or more"

@@ -70,8 +70,11 @@ class ProgressHub:
         except RedisError as e:
             log.warning("progress history for %s unavailable: %s", order_id, e)
             return []
-        statuses = []
-        for _, fields in entries:
+        statuses: list[OrderStatus] = []
+        # (redis-py types the answer and each entry's fields as optional; XRANGE gives neither.)
+        for _, fields in entries or []:
+            if fields is None:
+                continue
             with contextlib.suppress(ValueError):  # malformed: ignored, as a live one is
                 statuses.append(pushed_status(fields[b"status"], self.payment_page_url))
         return statuses

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shop.gateway.answers import Cancelled, Cancelling
+from shop.gateway.answers import Cancelled, Cancelling, Readiness
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -135,7 +135,7 @@ NOT_READY: Responses = {
     503: {
         "description": "Not ready: Restate does not answer, or a service is not registered "
         "yet (`missing` names them).",
-        "content": {"application/json": {"schema": {"type": "object"}}},
+        "model": Readiness,
     }
 }
 EVENT_STREAM: Responses = {

@@ -4,7 +4,7 @@ every URL and error mapping lives here."""
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 from pydantic import BaseModel
@@ -106,12 +106,16 @@ class Failover(httpx.AsyncBaseTransport):
         await self.transport.aclose()
 
 
+class Pool(TypedDict, total=False):
+    limits: httpx.Limits
+
+
 def restate_client(
     nodes: list[str], timeout: httpx.Timeout, limits: httpx.Limits | None = None
 ) -> httpx.AsyncClient:
     """A client for Restate's ingress or admin API: one URL, or several (the nodes of a
     cluster, same path on each), failing over between them."""
-    pool = {"limits": limits} if limits else {}  # else httpx's default pool
+    pool: Pool = {"limits": limits} if limits else {}  # else httpx's default pool
     if len(nodes) == 1:
         return httpx.AsyncClient(base_url=nodes[0], timeout=timeout, **pool)
     failover = Failover(nodes, httpx.AsyncHTTPTransport(**pool))

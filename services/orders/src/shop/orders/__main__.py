@@ -4,10 +4,17 @@ from shop.orders.handlers import order_book, orders
 from shop.orders.reconciliation import reconciliation, reconciliations, schedule
 from shop.orders.refunds import refund
 from shop.orders.settings import settings
-from shop.shared.serve import run
+from shop.shared.serve import RestateService, run
 
 # What this process serves: its contract with the other services is contracts/<name>.json.
-SERVICES = [orders, order_book, refund, reconciliation, reconciliations, schedule]
+SERVICES: list[RestateService] = [
+    orders,
+    order_book,
+    refund,
+    reconciliation,
+    reconciliations,
+    schedule,
+]
 
 if __name__ == "__main__":
     # The orders service also reports, when scraped, Restate's invocations by state (paused,

@@ -17,7 +17,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from shop.orders.settings import DatabaseSettings
 from shop.shared.contracts.common import OrderLine, money
-from shop.shared.contracts.fulfilment import FINAL_STATES, FulfilmentResult, OrderStatus, Step
+from shop.shared.contracts.fulfilment import (
+    FINAL_STATES,
+    FulfilmentResult,
+    OrderState,
+    OrderStatus,
+    Step,
+)
 from shop.shared.contracts.orders import (
     REFUNDED_STATES,
     ActionRecord,
@@ -159,7 +165,7 @@ async def status(conn: AsyncConnection[Any], order_id: str) -> OrderStatus | Non
     row = await order_row(conn, order_id)
     if row is None:
         return None
-    state = "completed" if row["status"] in REFUNDED_STATES else row["status"]
+    state: OrderState = "completed" if row["status"] in REFUNDED_STATES else row["status"]
     result = None
     if state in FINAL_STATES:
         result = FulfilmentResult(
@@ -372,7 +378,8 @@ async def find(
 ) -> tuple[list[OrderSummary], str | None]:
     """Newest first, `limit` at a time; the cursor is where the last page ended (keyset
     pagination: a page costs the same however far back it is)."""
-    clauses, args = [], {"limit": limit + 1}
+    clauses: list[str] = []
+    args: dict[str, object] = {"limit": limit + 1}
     if where.status:
         clauses.append("o.status = %(status)s")
         args["status"] = where.status

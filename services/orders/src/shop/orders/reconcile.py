@@ -27,11 +27,15 @@ def expected_cents(order: BookMoney | None) -> int:
 def compare(intents: list[StripeIntent], book: dict[str, BookMoney]) -> list[Discrepancy]:
     """Every difference between Stripe's intents and the book's orders (both sides of each
     order the book or Stripe names), in a stable order."""
-    by_order: dict[str | None, list[StripeIntent]] = {}
+    by_order: dict[str, list[StripeIntent]] = {}
+    unexplained: list[StripeIntent] = []  # money at Stripe no order of the shop explains
     for intent in intents:
-        by_order.setdefault(intent.order_id, []).append(intent)
+        if intent.order_id is None:
+            unexplained.append(intent)
+        else:
+            by_order.setdefault(intent.order_id, []).append(intent)
     found: list[Discrepancy] = []
-    for intent in by_order.pop(None, []):  # money at Stripe no order of the shop explains
+    for intent in unexplained:
         if intent.kept_cents:
             found.append(no_order(None, intent, intent.kept_cents))
     for order_id in sorted(set(by_order) | set(book)):

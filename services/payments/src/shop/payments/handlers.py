@@ -23,6 +23,7 @@ from shop.shared.contracts.payments import (
     IntentQuery,
     IntentRef,
     Refund,
+    RefundAction,
     RefundCharge,
     StripeIntent,
     StripeRefund,
@@ -101,7 +102,9 @@ async def stripe_authorize(request: ChargeRequest) -> Charge:
         "amount": request.amount_cents,
         "currency": request.currency,
         "payment_method": request.payment_method,
-        "payment_method_types": ["card"],
+        # Cards only. (`payment_method_types`, its older name, is refused with a 400 since
+        # Stripe's API version 2026-09-30, and the SDK asks for a later one.)
+        "allowed_payment_method_types": ["card"],
         "capture_method": "manual",
         "confirm": True,
         "metadata": {"order_id": request.order_id},
@@ -150,6 +153,7 @@ async def stripe_refund(charge: Charge) -> Refund:
 async def _give_back(client: stripe.StripeClient, charge: Charge) -> Refund:
     order_id = charge.order_id
     intent = await client.v1.payment_intents.retrieve_async(charge.payment_intent_id)
+    action: RefundAction
     # Anything not yet paid is voided, including an intent whose 3-D Secure check failed
     # (requires_payment_method): left open, it could still be confirmed with another card.
     if intent.status in VOIDABLE:

@@ -26,12 +26,15 @@ class Charge(BaseModel):
     action_url: str | None = None
 
 
+RefundAction = Literal["voided", "refunded", "nothing"]
+
+
 class Refund(BaseModel):
     """What a failed or cancelled order's money came to (compensation)."""
 
     order_id: str
     payment_intent_id: str
-    action: Literal["voided", "refunded", "nothing"]
+    action: RefundAction
 
 
 class RefundCharge(BaseModel):
