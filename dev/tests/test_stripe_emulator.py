@@ -79,6 +79,7 @@ class ChargeParams(TypedDict, total=False):
     payment_method: str
     capture_method: Literal["automatic", "manual"]
     metadata: dict[str, str]
+    allowed_payment_method_types: list[str]
 
 
 class IntentListParams(PaymentIntentListParams, total=False):
@@ -114,6 +115,24 @@ def test_declined_card_is_a_402_card_error(client: stripe.StripeClient) -> None:
         charge(client, "k-declined", payment_method="pm_card_chargeDeclined")
     assert caught.value.http_status == 402
     assert caught.value.code == "card_declined"
+
+
+def test_payment_method_types_is_refused_as_stripe_refuses_it(client: stripe.StripeClient) -> None:
+    """Read-only since API version 2026-09-30 (the SDK's): payments sends
+    allowed_payment_method_types, and an emulator that took the old name would hide a
+    payments that sent it."""
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.raw_request(
+            "post",
+            "/v1/payment_intents",
+            amount=1000,
+            currency="eur",
+            payment_method_types=["card"],
+        )
+    assert caught.value.http_status == 400
+    assert caught.value.code == "payment_method_types_no_longer_supported"
+    intent = charge(client, "k-allowed", allowed_payment_method_types=["card"])
+    assert intent.payment_method_types == ["card"]
 
 
 def test_same_key_same_params_replays_the_same_intent(client: stripe.StripeClient) -> None:

@@ -34,6 +34,14 @@ STATUS_EVENTS = {
 
 def create_intent(ledger: Ledger, params: dict[str, Any]) -> dict[str, Any]:
     """A new intent, recorded (the caller confirms it when asked and saves it)."""
+    if "payment_method_types" in params:  # read-only since 2026-09-30, the SDK's API version
+        raise StripeError(
+            400,
+            "invalid_request_error",
+            "payment_method_types can no longer be set: use allowed_payment_method_types.",
+            code="payment_method_types_no_longer_supported",
+            param="payment_method_types",
+        )
     intent_id = new_id("pi")
     intent = {
         "id": intent_id,
@@ -50,11 +58,7 @@ def create_intent(ledger: Ledger, params: dict[str, Any]) -> dict[str, Any]:
         "description": params.get("description"),
         "metadata": params.get("metadata") or {},
         "payment_method": params.get("payment_method"),
-        # `allowed_payment_method_types` since API version 2026-07-29 (payments sends it);
-        # `payment_method_types` before (what localstripe, beside it in stripe_fidelity, knows).
-        "payment_method_types": params.get("allowed_payment_method_types")
-        or params.get("payment_method_types")
-        or ["card"],
+        "payment_method_types": params.get("allowed_payment_method_types") or ["card"],
         "last_payment_error": None,
         "livemode": False,
         "next_action": None,
