@@ -11,6 +11,7 @@ import httpx
 import pytest
 import stripe
 
+from shop.dev.restate_harness import MODES
 from shop.dev.stack import NO_CLIENT_LIMITS, Ports, Stack
 
 from ..invariants import (
@@ -25,12 +26,8 @@ from ..invariants import (
 )
 from .helpers import PLACED, eventually, final_status
 
-# Every e2e test runs twice: on a normal server, and on one that suspends the handler after
-# every step and replays its journal to go on, which catches non-determinism in the workflow.
-MODES = {
-    "normal": {},
-    "replay": {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"},
-}
+# Every e2e test runs twice (MODES): on a normal server, and on one that suspends the handler
+# after every step and replays its journal to go on, which catches non-determinism.
 CANCEL_WINDOW_SECONDS = 1
 # Short, so test_payment_auth's unanswered bank check times out quickly; long enough for the
 # other 3-D Secure tests to answer well before it.
