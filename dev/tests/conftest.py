@@ -2,7 +2,6 @@
 webhook endpoint that records what it is sent."""
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,12 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from shop.dev.eventually import eventually
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from shop.dev.stack import free_port
 
 
 @contextmanager

@@ -11,7 +11,6 @@ stack as it was."""
 import asyncio
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from shop.dev.deployments import Admin, AdminError, drain, find, version_env
-from shop.dev.stack import Stack
+from shop.dev.stack import Stack, free_port
 from shop.shared import names
 from shop.shared.serve import register
 from shop.shared.settings import ServiceSettings
@@ -33,12 +32,6 @@ from .helpers import FINAL, cancel, eventually, final_status, place, status_of
 
 V1_WINDOW_SECONDS = 6  # well beyond registering v2 and cancelling take, even on a loaded machine
 ITEMS = [{"product_id": "mug-classic", "quantity": 1}]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Versions:

@@ -1,13 +1,13 @@
 """SmtpPool against a real SMTP server (aiosmtpd) in this process."""
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from email.message import EmailMessage
 
 import pytest
 from aiosmtpd.controller import Controller
 
+from shop.dev.stack import free_port
 from shop.email.smtp_pool import SmtpPool
 
 
@@ -25,12 +25,6 @@ class Mailbox:
     async def handle_DATA(self, server, session, envelope):
         self.messages += 1
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

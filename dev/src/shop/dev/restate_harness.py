@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -39,7 +38,7 @@ from pydantic import BaseModel
 from restate import Context, TerminalError
 
 from shop.dev.eventually import eventually
-from shop.dev.stack import Ports, Stack
+from shop.dev.stack import Ports, Stack, free_port
 from shop.shared.serve import server_config
 
 # Restate's two modes, as the e2e tests run them: normal, and one that suspends the handler
@@ -224,12 +223,6 @@ def restate_harness(
         yield harness
     finally:
         harness.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RelayCall(BaseModel):

@@ -82,7 +82,7 @@ class Ports:
         )
 
     @classmethod
-    def free(cls) -> "Ports":
+    def free(cls) -> "Ports":  # all bound at once, so no two are the same
         """Ports the OS says are free now, for a stack beside a running `./task dev`."""
         sockets = [socket.socket() for _ in fields(cls)]
         for s in sockets:
@@ -103,6 +103,13 @@ class Ports:
                 if s.connect_ex(("127.0.0.1", getattr(self, f.name))) == 0:
                     taken.append(f"{f.name} :{getattr(self, f.name)}")
         return taken
+
+
+def free_port() -> int:
+    """One port the OS says is free now (for a server a test or a tool starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def restate_tracing(env: dict[str, str]) -> dict[str, str]:

@@ -35,6 +35,8 @@ from stripe.params import (
     RefundCreateParams,
 )
 
+from shop.dev.stack import free_port
+
 LOCALSTRIPE = "localstripe==1.15.10"
 API_KEY = "sk_test_fidelity"
 # Stripe's documented test cards behind the test PaymentMethod ids the shop uses: a fake that
@@ -47,12 +49,6 @@ TEST_CARDS = {
     "pm_card_authenticationRequired": "4000002500003155",
 }
 RETURN_URL = "http://127.0.0.1:8000/orders/fidelity"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
