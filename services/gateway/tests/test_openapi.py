@@ -60,16 +60,21 @@ def test_every_json_success_has_its_body_described(document: dict[str, Any]) -> 
     for method, path, operation in operations(document):
         for code, response in operation["responses"].items():
             content = response.get("content", {})
-            # Not JSON: the SSE streams (their `application/json` is FastAPI's default type).
-            if not code.startswith("2") or "text/event-stream" in content:
-                continue
-            if (json_body := content.get("application/json")) is None:
+            if not code.startswith("2") or (json_body := content.get("application/json")) is None:
                 continue
             schema = json_body["schema"].get("items", json_body["schema"])  # or a list of them
             assert "$ref" in schema, (method, path, code, schema)
             assert schema_of(document, schema)["properties"], (method, path, code)
             described += 1
     assert described >= 17  # the API's, and the webhook's receipt
+
+
+def test_the_event_streams_are_described_as_server_sent_events_only(
+    document: dict[str, Any],
+) -> None:
+    for path in ("/api/orders/{order_id}/events", "/orders/{order_id}/stream"):
+        ok = document["paths"][path]["get"]["responses"]["200"]
+        assert set(ok["content"]) == {"text/event-stream"}, path
 
 
 def test_a_placed_order_and_its_status_are_described(document: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ from shop.gateway.deps import (
     shed_when_overloaded,
     site_of,
 )
-from shop.gateway.events import event_name, event_stream
+from shop.gateway.events import HeldStream, event_name, event_stream
 from shop.gateway.operations import ActionRequest
 from shop.gateway.orders import (
     ORDER_ID_PATTERN,
@@ -115,6 +115,8 @@ async def get_order(order_id: OrderId, ingress: Ingress) -> OrderProgress:
 @router.get(
     "/orders/{order_id}/events",
     response_model=None,
+    response_class=HeldStream,
+    status_code=200,  # HeldStream takes its arguments as *args: FastAPI cannot read a default
     responses=merge(EVENT_STREAM, UNKNOWN_ORDER, INVALID, UNAVAILABLE),
 )
 async def order_events(

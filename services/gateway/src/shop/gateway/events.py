@@ -112,6 +112,8 @@ def seen_event(last_event_id: str | None) -> int | None:
 class HeldStream(EventSourceResponse):
     """An SSE response that gives its place back (client_limits) however it ends."""
 
+    media_type = "text/event-stream"  # read by the OpenAPI document, as a route's response_class
+
     def __init__(self, *args: Any, release: Callable[[], None], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.release = release

@@ -28,7 +28,7 @@ from shop.gateway.deps import (
     site_of,
 )
 from shop.gateway.errors import count_rejected, field_errors
-from shop.gateway.events import event_stream
+from shop.gateway.events import HeldStream, event_stream
 from shop.gateway.operations import ActionRequest
 from shop.gateway.orders import (
     ORDER_ID_PATTERN,
@@ -288,6 +288,8 @@ def progress_fragment(status: OrderStatus, owner: bool) -> str:
 @router.get(
     "/orders/{order_id}/stream",
     response_model=None,
+    response_class=HeldStream,
+    status_code=200,  # HeldStream takes its arguments as *args: FastAPI cannot read a default
     responses=merge(EVENT_STREAM, UNKNOWN_ORDER, INVALID, UNAVAILABLE),
 )
 async def order_stream(
