@@ -25,8 +25,8 @@ MEMBERS = sorted(
     for pattern in WORKSPACE["tool"]["uv"]["workspace"]["members"]
     for path in ROOT.glob(f"{pattern}/pyproject.toml")
 )
-# Run in the dev venv only, so held to what the root, its dev group and the members declare.
 VENV = Path(sys.prefix).resolve()
+# Run in the dev venv only, so held to what the root, its dev group and the members declare.
 DEV_ONLY = ["tests", "bench", "deploy", *(f"{m.relative_to(ROOT)}/tests" for m in MEMBERS)]
 
 
