@@ -116,7 +116,6 @@ async def get_order(order_id: OrderId, ingress: Ingress) -> OrderProgress:
     "/orders/{order_id}/events",
     response_model=None,
     response_class=HeldStream,
-    status_code=200,  # HeldStream takes its arguments as *args: FastAPI cannot read a default
     responses=merge(EVENT_STREAM, UNKNOWN_ORDER, INVALID, UNAVAILABLE),
 )
 async def order_events(

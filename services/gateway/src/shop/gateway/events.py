@@ -114,8 +114,12 @@ class HeldStream(EventSourceResponse):
 
     media_type = "text/event-stream"  # read by the OpenAPI document, as a route's response_class
 
-    def __init__(self, *args: Any, release: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    # status_code named with its default, as Starlette's responses do: FastAPI reads it from
+    # this signature for the routes' documented success code.
+    def __init__(
+        self, content: Any, *, release: Callable[[], None], status_code: int = 200, **kwargs: Any
+    ) -> None:
+        super().__init__(content, status_code=status_code, **kwargs)
         self.release = release
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

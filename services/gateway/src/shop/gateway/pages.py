@@ -289,7 +289,6 @@ def progress_fragment(status: OrderStatus, owner: bool) -> str:
     "/orders/{order_id}/stream",
     response_model=None,
     response_class=HeldStream,
-    status_code=200,  # HeldStream takes its arguments as *args: FastAPI cannot read a default
     responses=merge(EVENT_STREAM, UNKNOWN_ORDER, INVALID, UNAVAILABLE),
 )
 async def order_stream(
